@@ -1,0 +1,24 @@
+// Per-environment addon state (one instance per Node.js main thread or worker thread): the constructors of the
+// wrapped classes, so native code can create JS objects of them.
+#pragma once
+
+#include <napi.h>
+
+namespace vl {
+
+class Addon : public Napi::Addon<Addon> {
+  public:
+    Addon(Napi::Env env, Napi::Object exports);
+    static Addon & of(Napi::Env env) { return *env.GetInstanceData<Addon>(); }
+
+    Napi::FunctionReference model_ctor;
+    Napi::FunctionReference context_ctor;
+    Napi::FunctionReference sampler_ctor;
+    Napi::FunctionReference abort_ctor;
+
+  private:
+    Napi::Value SystemInfo(const Napi::CallbackInfo & info);
+    Napi::Value LoadModel(const Napi::CallbackInfo & info);
+};
+
+} // namespace vl
