@@ -4,3 +4,21 @@
  * @module
  */
 export * from "./errors.js";
+export { loadModel, Model, type LoadModelOptions, type LoadProgress, type ModelInfo } from "./Model.js";
+export { loadVision, Vision, type EncodeOptions, type EncodeResult, type LoadVisionOptions } from "./Vision.js";
+export {
+    Session,
+    type ChatMessage,
+    type MediaUsage,
+    type PromptOptions,
+    type PromptResult,
+    type PromptStream,
+    type PromptTimings,
+    type SessionOptions,
+    type StopReason,
+} from "./Session.js";
+export type { ContentPart, ImageInput, PromptInput, PromptPart } from "./chat/content.js";
+export { Image, type DecodedImage, type ImageOptions, type RawPixels } from "./decode/Image.js";
+export type { VisionInfo } from "./encode/vision.js";
+export type { SamplingOptions } from "./sample/options.js";
+export { systemInfo, type SystemInfo } from "./system.js";

@@ -28,7 +28,7 @@ export function checkOptionsObject<T>(options: T | undefined, allowed: readonly 
 }
 
 export function optionalNumber(option: string, value: unknown, min: number, max: number, fallback: number): number;
-export function optionalNumber(option: string, value: unknown, min: number, max: number, fallback?: undefined): number | undefined;
+export function optionalNumber(option: string, value: unknown, min: number, max: number, fallback?: number): number | undefined;
 export function optionalNumber(option: string, value: unknown, min: number, max: number, fallback?: number): number | undefined {
     if (value === undefined) return fallback;
     if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
@@ -38,7 +38,7 @@ export function optionalNumber(option: string, value: unknown, min: number, max:
 }
 
 export function optionalInteger(option: string, value: unknown, min: number, max: number, fallback: number): number;
-export function optionalInteger(option: string, value: unknown, min: number, max: number, fallback?: undefined): number | undefined;
+export function optionalInteger(option: string, value: unknown, min: number, max: number, fallback?: number): number | undefined;
 export function optionalInteger(option: string, value: unknown, min: number, max: number, fallback?: number): number | undefined {
     if (value === undefined) return fallback;
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {

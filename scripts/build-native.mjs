@@ -11,9 +11,11 @@
 //   --debug                                       Debug build
 //   --cmake-arg -DX=Y             VIDLLAMA_CMAKE_ARGS="-DX=Y -DZ=W"  extra CMake definitions
 //   --jobs N                      VIDLLAMA_JOBS   parallel compile jobs (default: number of CPUs)
+//   --build-dir DIR               VIDLLAMA_BUILD_DIR  a separate build tree; the addon is then DIR/vidllama.node
+//                                 (load it with VIDLLAMA_ADDON_PATH) instead of build/Release/vidllama.node
 
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -30,6 +32,7 @@ function parseArgs(argv) {
         debug: false,
         cmakeArgs: (process.env.VIDLLAMA_CMAKE_ARGS || "").split(/\s+/).filter(Boolean),
         jobs: Number(process.env.VIDLLAMA_JOBS) || availableParallelism(),
+        buildDir: process.env.VIDLLAMA_BUILD_DIR || undefined,
     };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i];
@@ -38,7 +41,11 @@ function parseArgs(argv) {
         else if (arg === "--debug") options.debug = true;
         else if (arg === "--cmake-arg") options.cmakeArgs.push(argv[++i]);
         else if (arg === "--jobs") options.jobs = Number(argv[++i]);
-        else if (arg === "--out") i++; // passed by binding.gyp; the output location is fixed (build/Release)
+        else if (arg === "--build-dir") options.buildDir = argv[++i];
+        else if (arg === "--out") {
+            i++; // passed by binding.gyp; the output location is fixed (build/Release)
+            options.viaNodeGyp = true;
+        }
         else throw new Error(`unknown option ${arg}`);
     }
     if (!["cpu", "cuda", "metal", "vulkan"].includes(options.gpu)) {
@@ -61,7 +68,8 @@ function findBuiltAddon(dir) {
 async function main() {
     const options = parseArgs(process.argv.slice(2));
     const llamaDir = await ensureLlamaSource();
-    const buildDir = join(packageRoot, "build", "cmake");
+    // Outside build/ so that `node-gyp rebuild` (which deletes build/) keeps the CMake tree and rebuilds incrementally.
+    const buildDir = options.buildDir ? resolve(options.buildDir) : join(packageRoot, "build-cmake");
     const cmakeJs = require.resolve("cmake-js/bin/cmake-js");
     const args = [
         cmakeJs, "build",
@@ -82,12 +90,16 @@ async function main() {
     }
     const built = findBuiltAddon(buildDir);
     if (!built) throw new Error(`the build finished but no vidllama.node was found under ${buildDir}`);
-    const outDir = join(packageRoot, "build", "Release");
+    const outDir = options.buildDir ? buildDir : join(packageRoot, "build", "Release");
     mkdirSync(outDir, { recursive: true });
     const target = join(outDir, "vidllama.node");
     if (resolve(built) !== resolve(target)) copyFileSync(built, target);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     process.stderr.write(`[vidllama] built ${target} (${(statSync(target).size / 1e6).toFixed(1)} MB) in ${seconds} s\n`);
+    // Installed as a dependency (built from source because no prebuild fits): the object files are not needed again.
+    if (options.viaNodeGyp && packageRoot.split(/[\\/]/).includes("node_modules") && !options.buildDir) {
+        rmSync(buildDir, { recursive: true, force: true });
+    }
 }
 
 main().catch((err) => {

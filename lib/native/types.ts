@@ -101,7 +101,12 @@ export interface NativeDecodeResult {
 
 export interface NativeContext {
     evaluate(tokens: Int32Array, options: { logits?: boolean; sampler?: NativeSampler }, abort?: NativeAbortFlag): Promise<NativeDecodeResult>;
-    evaluateEmbeddings(embeddings: Float32Array, options: { logits?: boolean }, abort?: NativeAbortFlag): Promise<NativeDecodeResult>;
+    /** Rows [first, first + count) of an Embeddings object (read in place), or a Float32Array (copied). */
+    evaluateEmbeddings(
+        embeddings: Float32Array | NativeEmbeddings,
+        options: { logits?: boolean; first?: number; count?: number },
+        abort?: NativeAbortFlag,
+    ): Promise<NativeDecodeResult>;
     logits(): Float32Array;
     /** Keeps the first nKeep cache positions; returns the new length. */
     truncate(nKeep: number): number;
@@ -111,7 +116,50 @@ export interface NativeContext {
     dispose(): void;
 }
 
-export interface NativeAddon {
+/** One ggml tensor type as the addon reports it (`ggmlTypes()`). */
+export interface NativeGgmlType {
+    /** ggml's name, e.g. "f16", "q8_0", "q4_K". */
+    name: string;
+    /** The ggml_type enum value (the number stored in GGUF tensor infos). */
+    id: number;
+    /** Values per block (1 for f32/f16/bf16, 32 for q8_0/q4_0, 256 for k-quants). */
+    blockSize: number;
+    /** Bytes per block. */
+    typeSize: number;
+    quantized: boolean;
+}
+
+/** Packed RGB8 pixels (rows top to bottom, no padding): `data.length === width * height * 3`. */
+export interface NativeRgbImage {
+    width: number;
+    height: number;
+    data: Uint8Array;
+}
+
+/** Parameters of `patchify` (from the vision projector's metadata). */
+export interface NativePatchifyParams {
+    /** Pixels per patch side (14 for VideoLLaMA3). */
+    patchSize: number;
+    /** Patches per merge-block side (1 for images, 2 for video frames). */
+    mergeSize: number;
+    /** Per-channel mean subtracted after rescaling (R, G, B). */
+    mean: readonly number[];
+    /** Per-channel standard deviation divided by (R, G, B). */
+    std: readonly number[];
+    /** Factor applied to the 0..255 values first (1/255; a float32 rendering of 1/255 counts as exactly 1/255). */
+    rescale: number;
+}
+
+/** Result of `patchify`: rows of 3 * patchSize^2 values in merge-block order, layout (channel, py, px). */
+export interface NativePatches {
+    patches: Float32Array;
+    /** (h, w) patch coordinates of every row, interleaved: h0, w0, h1, w1, ... */
+    positions: Int32Array;
+    gridHeight: number;
+    gridWidth: number;
+}
+
+export interface NativeAddon extends NativeVisionAddon {
     systemInfo(): string;
     readonly gpuBackend: "cpu" | "cuda" | "metal" | "vulkan";
     loadModel(
@@ -121,4 +169,126 @@ export interface NativeAddon {
     ): Promise<NativeModel>;
     AbortFlag: new () => NativeAbortFlag;
     Sampler: new (model: NativeModel, params: NativeSamplerParams) => NativeSampler;
+    /** The ggml tensor types this build can convert from f32 and back. */
+    ggmlTypes(): NativeGgmlType[];
+    /**
+     * Converts nRows rows of nPerRow f32 values to ggml `type` (by name, case-insensitive) with ggml's own
+     * quantizers on `threads` threads (default: all cores). nPerRow must be a multiple of the type's block size.
+     * The source array must not be modified until the promise settles.
+     */
+    quantize(type: string, src: Float32Array, nRows: number, nPerRow: number, threads?: number): Promise<Buffer>;
+    /** Converts nElements values stored as ggml `type` back to f32 (synchronous). */
+    dequantize(type: string, data: Uint8Array, nElements: number): Float32Array;
+    /**
+     * libllama's whole-model quantizer (`llama_model_quantize`, default parameters) from GGUF inPath to outPath;
+     * ftype is a llama_ftype number (7 Q8_0, 2 Q4_0, 15 Q4_K_M, 1 F16, ...).
+     */
+    quantizeModel(inPath: string, outPath: string, ftype: number, threads?: number): Promise<void>;
+    /**
+     * Decodes a JPEG/PNG/BMP/GIF (first frame)/WebP file (path) or in-memory encoded image to RGB8. Images with more
+     * than maxPixels pixels (default 100,000,000) are refused from their header, before decoding. Rejects with
+     * VL_INVALID_ARGUMENT (unrecognised, corrupt, truncated or too large data) or VL_IO (unreadable file).
+     * A Uint8Array input must not be modified until the promise settles.
+     */
+    decodeImage(input: string | Uint8Array, options?: { maxPixels?: number }): Promise<NativeRgbImage>;
+    /**
+     * Pillow-exact bicubic resize (`Image.resize((newWidth, newHeight), BICUBIC)`) of packed RGB8; a new array.
+     * `portable: true` forces the plain C++ kernels (tests compare them with the SIMD ones).
+     */
+    resizeRgb(
+        data: Uint8Array,
+        width: number,
+        height: number,
+        newWidth: number,
+        newHeight: number,
+        options?: { portable?: boolean },
+    ): Promise<Uint8Array>;
+    /** Normalises and cuts an RGB8 image (sides multiples of patchSize * mergeSize) into patch rows. */
+    patchify(data: Uint8Array, width: number, height: number, params: NativePatchifyParams): Promise<NativePatches>;
+    /** What this build's image code supports. */
+    imageSupport(): { webp: boolean; webpAnimation: boolean; resizeAvx2: boolean };
+}
+
+// ---- vision (native/bindings/vision-wrap.cpp) ----------------------------------------------------------------------
+
+/** Hyper-parameters and preprocessing settings read from the mmproj GGUF. */
+export interface NativeVisionHparams {
+    hidden: number;
+    ffn: number;
+    layers: number;
+    heads: number;
+    patchSize: number;
+    projectionDim: number;
+    eps: number;
+    ropeTheta: number;
+    imageMean: [number, number, number];
+    imageStd: [number, number, number];
+    rescaleFactor: number;
+    imageMergeSize: number;
+    videoMergeSize: number;
+    imageMinTokens: number;
+    imageMaxTokens: number;
+    resample: string;
+    videoFps: number;
+    videoMaxFrames: number;
+    tokenCompression: boolean;
+    diffThreshold: number;
+    minTokensPerFrame: number;
+    imageTokenId: number;
+}
+
+/** Encoder output held in native memory (n tokens × width floats). */
+export interface NativeEmbeddings {
+    readonly nTokens: number;
+    readonly width: number;
+    toFloat32Array(firstToken?: number, count?: number): Float32Array;
+}
+
+export interface NativeVisionItem {
+    /** Decoded RGB8 pixels. */
+    rgb: Uint8Array;
+    width: number;
+    height: number;
+    /** Size after the resize rule (multiples of patchSize × merge). */
+    targetWidth: number;
+    targetHeight: number;
+    merge: number;
+    /** Video frames: Differential Frame Pruning against the previous frame. */
+    prune?: { threshold: number; minTokens: number };
+}
+
+export interface NativeEncodeResult {
+    embeddings: NativeEmbeddings;
+    /** Output tokens per item (after pruning). */
+    counts: Int32Array;
+    /** Merged tokens per item before pruning. */
+    merged: Int32Array;
+    /** Kept token indices per item, or null when every token was kept. */
+    kept: Array<Int32Array | null>;
+}
+
+export interface NativeFrameState {
+    reset(): void;
+}
+
+export interface NativeVision {
+    hparams(): NativeVisionHparams;
+    info(): { device: string; weightsBytes: number; computeBytes: number };
+    encode(
+        items: NativeVisionItem[],
+        options: { maxBatchPatches?: number },
+        onProgress?: (done: number, total: number) => void,
+        abort?: NativeAbortFlag,
+        frameState?: NativeFrameState,
+    ): Promise<NativeEncodeResult>;
+    dispose(): void;
+}
+
+export interface NativeVisionAddon {
+    loadVision(
+        params: { path: string; useGpu?: boolean; threads?: number },
+        onProgress?: (fraction: number) => void,
+        abort?: NativeAbortFlag,
+    ): Promise<NativeVision>;
+    FrameState: new () => NativeFrameState;
 }

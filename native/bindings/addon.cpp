@@ -5,6 +5,7 @@
 
 #include "bindings/convert.h"
 #include "bindings/registry.h"
+#include "bindings/vision-wrap.h"
 #include "bindings/worker.h"
 #include "bindings/wraps.h"
 #include "llm/backend.h"
@@ -21,6 +22,12 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
     context_ctor = Napi::Persistent(context);
     sampler_ctor = Napi::Persistent(sampler);
     abort_ctor = Napi::Persistent(abort);
+    Napi::Function vision = VisionWrap::Init(env);
+    Napi::Function embeddings = EmbeddingsWrap::Init(env);
+    Napi::Function frame_state = FrameStateWrap::Init(env);
+    vision_ctor = Napi::Persistent(vision);
+    embeddings_ctor = Napi::Persistent(embeddings);
+    frame_state_ctor = Napi::Persistent(frame_state);
     DefineAddon(exports, {
         InstanceMethod<&Addon::SystemInfo>("systemInfo"),
         InstanceMethod<&Addon::LoadModel>("loadModel"),
@@ -28,9 +35,14 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
         InstanceValue("Context", context),
         InstanceValue("Sampler", sampler),
         InstanceValue("AbortFlag", abort),
+        InstanceValue("Vision", vision),
+        InstanceValue("Embeddings", embeddings),
+        InstanceValue("FrameState", frame_state),
         InstanceValue("gpuBackend", Napi::String::New(env, gpu_backend_name())),
     });
     register_quantize_functions(env, exports);
+    register_vision_functions(env, exports);
+    register_image_functions(env, exports);
 }
 
 Napi::Value Addon::SystemInfo(const Napi::CallbackInfo & info) { return Napi::String::New(info.Env(), system_info()); }

@@ -15,6 +15,9 @@ class Addon : public Napi::Addon<Addon> {
     Napi::FunctionReference context_ctor;
     Napi::FunctionReference sampler_ctor;
     Napi::FunctionReference abort_ctor;
+    Napi::FunctionReference vision_ctor;
+    Napi::FunctionReference embeddings_ctor;
+    Napi::FunctionReference frame_state_ctor;
 
   private:
     Napi::Value SystemInfo(const Napi::CallbackInfo & info);

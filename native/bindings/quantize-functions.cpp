@@ -1,6 +1,7 @@
 // quantize / dequantize / ggmlTypes for the TypeScript converter (lib/convert).
 #include <napi.h>
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 
@@ -73,12 +74,28 @@ Napi::Value Dequantize(const Napi::CallbackInfo & info) {
     });
 }
 
+// quantizeModel(inPath, outPath, ftype, threads?) -> Promise<void>: libllama's llama_model_quantize (tests compare its
+// per-tensor type choices with the converter's).
+Napi::Value QuantizeModel(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::string in_path = arg_string(info, 0, "inPath");
+    std::string out_path = arg_string(info, 1, "outPath");
+    if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "ftype must be a number");
+    const int ftype = info[2].As<Napi::Number>().Int32Value();
+    int threads = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 0;
+    if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    return PromiseWorker::run(
+        env, "vidllama.quantizeModel", [in_path, out_path, ftype, threads] { quantize_model(in_path, out_path, ftype, threads); },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+}
+
 } // namespace
 
 void register_quantize_functions(Napi::Env env, Napi::Object exports) {
     exports.Set("ggmlTypes", Napi::Function::New<GgmlTypes>(env, "ggmlTypes"));
     exports.Set("quantize", Napi::Function::New<Quantize>(env, "quantize"));
     exports.Set("dequantize", Napi::Function::New<Dequantize>(env, "dequantize"));
+    exports.Set("quantizeModel", Napi::Function::New<QuantizeModel>(env, "quantizeModel"));
 }
 
 } // namespace vl

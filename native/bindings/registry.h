@@ -7,5 +7,7 @@
 namespace vl {
 
 void register_quantize_functions(Napi::Env env, Napi::Object exports);
+void register_vision_functions(Napi::Env env, Napi::Object exports);
+void register_image_functions(Napi::Env env, Napi::Object exports);
 
 } // namespace vl

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "bindings/addon.h"
+#include "bindings/vision-wrap.h"
 #include "bindings/convert.h"
 #include "bindings/worker.h"
 #include "common/error.h"
@@ -319,32 +320,50 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo & info) {
         [out, n_past](Napi::Env env) -> Napi::Value { return decode_result(env, out->first, out->second, *n_past); }, keep);
 }
 
-// evaluateEmbeddings(embd: Float32Array, { logits? }, abort?) -> Promise<{ evaluated, aborted, ms, nPast }>
+// evaluateEmbeddings(embd: Float32Array | Embeddings, { logits?, first?, count? }, abort?)
+//   -> Promise<{ evaluated, aborted, ms, nPast }>
+// An Embeddings object (from Vision.encode) is read in place, rows [first, first + count); a Float32Array is copied.
 Napi::Value ContextWrap::EvaluateEmbeddings(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-        throw Napi::TypeError::New(env, "embeddings must be a Float32Array");
-    }
-    Napi::Float32Array embd = info[0].As<Napi::Float32Array>();
     Napi::Object options = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
     const bool want_logits = opt_bool(options, "logits", false);
     AbortFlagPtr abort = AbortWrap::from(info, 2);
-    auto ctx = claim(env);
-    const int32_t n_embd = llama_model_n_embd_inp(ctx->model()->get());
-    if (embd.ElementLength() % n_embd != 0) {
-        busy_->store(false);
-        throw Napi::RangeError::New(env, "embeddings length " + std::to_string(embd.ElementLength()) + " is not a multiple of the model's input width " + std::to_string(n_embd));
+    if (!ctx_) throw_js(env, "VL_DISPOSED", "the context was disposed");
+    const int32_t n_embd = llama_model_n_embd_inp(ctx_->model()->get());
+    std::shared_ptr<std::vector<float>> data;
+    size_t first = 0, count = 0;
+    if (info.Length() > 0 && info[0].IsObject() && info[0].As<Napi::Object>().InstanceOf(Addon::of(env).embeddings_ctor.Value())) {
+        const EmbeddingsData & e = EmbeddingsWrap::Unwrap(info[0].As<Napi::Object>())->data();
+        if (e.width != n_embd) {
+            throw Napi::RangeError::New(env, "the embeddings are " + std::to_string(e.width) + " wide but the model takes " +
+                                                 std::to_string(n_embd) + " (projector and text model do not match)");
+        }
+        const size_t n = e.values->size() / e.width;
+        first = static_cast<size_t>(opt_int(options, "first", 0, 0, static_cast<int64_t>(n)));
+        count = static_cast<size_t>(opt_int(options, "count", static_cast<int64_t>(n - first), 0, static_cast<int64_t>(n - first)));
+        data = e.values;
+    } else {
+        if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+            throw Napi::TypeError::New(env, "embeddings must be a Float32Array or an Embeddings object");
+        }
+        Napi::Float32Array embd = info[0].As<Napi::Float32Array>();
+        if (embd.ElementLength() % n_embd != 0) {
+            throw Napi::RangeError::New(env, "embeddings length " + std::to_string(embd.ElementLength()) +
+                                                 " is not a multiple of the model's input width " + std::to_string(n_embd));
+        }
+        // Copied: the JS buffer may be reused or collected while the worker runs.
+        data = std::make_shared<std::vector<float>>(embd.Data(), embd.Data() + embd.ElementLength());
+        count = data->size() / n_embd;
     }
-    // Copied: the JS buffer may be reused or collected while the worker runs.
-    auto data = std::make_shared<std::vector<float>>(embd.Data(), embd.Data() + embd.ElementLength());
+    auto ctx = claim(env);
     auto out = std::make_shared<DecodeResult>();
     auto n_past = std::make_shared<int32_t>(0);
     auto busy = busy_;
     return PromiseWorker::run(
         env, "vidllama.evaluateEmbeddings",
-        [ctx, data, n_embd, want_logits, abort, out, n_past, busy] {
+        [ctx, data, first, count, n_embd, want_logits, abort, out, n_past, busy] {
             BusyRelease release{busy};
-            *out = ctx->decode_embeddings(data->data(), data->size() / n_embd, want_logits, abort);
+            *out = ctx->decode_embeddings(data->data() + first * n_embd, count, want_logits, abort);
             *n_past = ctx->n_past();
         },
         [out, n_past](Napi::Env env) -> Napi::Value { return decode_result(env, *out, -1, *n_past); }, {info.This().As<Napi::Object>()});

@@ -5,7 +5,10 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "ggml-cpu.h"
+#include "llama.h"
+#include "llm/backend.h"
 
 namespace vl {
 
@@ -100,6 +103,20 @@ std::vector<float> dequantize(const TypeInfo & type, const uint8_t * data, size_
         ggml_get_type_traits(type.type)->to_float(data, out.data(), n_elements);
     }
     return out;
+}
+
+void quantize_model(const std::string & in_path, const std::string & out_path, int ftype, int n_threads) {
+    backend_init();
+    if (in_path.empty() || out_path.empty()) throw Error(ErrorCode::InvalidArgument, "input and output paths must not be empty");
+    if (in_path == out_path) throw Error(ErrorCode::InvalidArgument, "the output must be a different file than the input");
+    llama_model_quantize_params params = llama_model_quantize_default_params();
+    params.ftype = static_cast<llama_ftype>(ftype);
+    params.nthread = n_threads;
+    LogCapture capture; // llama_model_quantize reports its reason only through the log
+    if (llama_model_quantize(in_path.c_str(), out_path.c_str(), &params) != 0) {
+        std::string why = capture.summary();
+        throw Error(ErrorCode::Io, "llama_model_quantize failed for " + in_path + (why.empty() ? "" : ": " + why));
+    }
 }
 
 } // namespace vl

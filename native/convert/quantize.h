@@ -29,4 +29,10 @@ std::vector<uint8_t> quantize_rows(const TypeInfo & type, const float * src, int
 // Converts n_elements stored as `type` back to f32.
 std::vector<float> dequantize(const TypeInfo & type, const uint8_t * data, size_t n_bytes, int64_t n_elements);
 
+// Runs libllama's own whole-model quantizer (llama_model_quantize with its default parameters: no imatrix, output
+// tensor quantized, llama.cpp's per-tensor type rules) from the GGUF at in_path to out_path. ftype is a llama_ftype
+// value (e.g. 7 = Q8_0, 2 = Q4_0, 15 = Q4_K_M). Used by the converter tests to check our own type selection.
+// Throws InvalidArgument / Io with llama.cpp's logged reason on failure.
+void quantize_model(const std::string & in_path, const std::string & out_path, int ftype, int n_threads);
+
 } // namespace vl

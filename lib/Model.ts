@@ -1,0 +1,405 @@
+/**
+ * Loading a model and creating chat sessions on it.
+ *
+ * @module
+ */
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { freemem } from "node:os";
+import { basename, resolve } from "node:path";
+import { ChatTemplate } from "./chat/template.js";
+import { DisposedError, InsufficientMemoryError, InvalidOptionError, ModelLoadError, VidllamaError } from "./errors.js";
+import { readGguf } from "./gguf/reader.js";
+import { native } from "./native/load.js";
+import { isNativeError } from "./native/errors.js";
+import type { NativeModel, NativeModelInfo } from "./native/types.js";
+import { Session, type SessionOptions } from "./Session.js";
+import { toImage } from "./decode/Image.js";
+import type { ImageInput } from "./chat/content.js";
+import { VisionProjector, type EncodeOptions, type EncodeResult, type VisionInfo } from "./encode/vision.js";
+import {
+    checkOptionsObject,
+    optionalBoolean,
+    optionalEnum,
+    optionalFunction,
+    optionalInteger,
+    optionalSignal,
+    requiredString,
+    throwIfAborted,
+} from "./validate.js";
+
+/** Progress of {@link loadModel}. */
+export interface LoadProgress {
+    /** Which file is being loaded: the text model, then the vision projector. */
+    phase: "model" | "mmproj";
+    /** 0..1 */
+    fraction: number;
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions {
+    /** Path of the text model GGUF (e.g. `VideoLLaMA3-2B-q8_0.gguf`). */
+    model: string;
+    /** Path of the vision projector GGUF (e.g. `mmproj-VideoLLaMA3-2B-f16.gguf`); without it the model is text-only. */
+    mmproj?: string;
+    /**
+     * Default context size (tokens) of sessions created on this model. Defaults to the model's training context or
+     * 8192, whichever is smaller.
+     */
+    contextSize?: number;
+    /**
+     * Where to run: `"auto"` (default) offloads every layer to the GPU when vidllama was built with a GPU backend and
+     * one is present; `false` keeps everything on the CPU; a number offloads that many layers.
+     */
+    gpu?: "auto" | boolean | number;
+    /** CPU threads for generation and prompt processing. Defaults to the number of cores. */
+    threads?: number;
+    /** Memory-map the model file instead of reading it into memory. Defaults to `true`. */
+    useMmap?: boolean;
+    /** Aborts loading; the promise then rejects with the signal's reason. */
+    signal?: AbortSignal;
+    /** Called with loading progress (0..1); throwing from it does not stop loading. */
+    onProgress?: (progress: LoadProgress) => void;
+}
+
+const LOAD_OPTIONS = ["model", "mmproj", "contextSize", "gpu", "threads", "useMmap", "signal", "onProgress"] as const;
+
+/** Facts about a loaded model. */
+export interface ModelInfo {
+    /** `general.architecture`, e.g. `"qwen2"`. */
+    architecture: string;
+    /** `general.name` when present. */
+    name: string | undefined;
+    /** llama.cpp's one-line description, e.g. `"qwen2 1.5B Q8_0"`. */
+    description: string;
+    /** Number of parameters. */
+    parameters: number;
+    /** Size of the weights in bytes. */
+    sizeBytes: number;
+    /** Context length the model was trained with. */
+    trainContextSize: number;
+    /** Hidden size of the LLM. */
+    embeddingSize: number;
+    layers: number;
+    heads: number;
+    kvHeads: number;
+    vocabSize: number;
+    /** The Jinja chat template from the GGUF, or `undefined` when it has none. */
+    chatTemplate: string | undefined;
+}
+
+/**
+ * Loads a GGUF model. The file is checked first (exists, is a GGUF, is complete, has a supported architecture) so
+ * that problems are reported as a {@link ModelLoadError} with a precise `reason` before libllama reads it.
+ *
+ * @example
+ * ```ts
+ * await using model = await loadModel({ model: "VideoLLaMA3-2B-q8_0.gguf" });
+ * const session = await model.createSession();
+ * console.log((await session.prompt("Hello!")).text);
+ * ```
+ * @throws {ModelLoadError} for a missing, malformed, truncated or unsupported file
+ * @throws {InvalidOptionError} for bad options
+ */
+export async function loadModel(options: LoadModelOptions): Promise<Model> {
+    checkOptionsObject(options, LOAD_OPTIONS);
+    const path = resolve(requiredString("model", options?.model));
+    const mmprojOption = options.mmproj === undefined ? undefined : resolve(requiredString("mmproj", options.mmproj));
+    const contextSize = optionalInteger("contextSize", options.contextSize, 16, 2 ** 31);
+    const threads = optionalInteger("threads", options.threads, 1, 1024);
+    const useMmap = optionalBoolean("useMmap", options.useMmap, true);
+    const signal = optionalSignal("signal", options.signal);
+    const onProgress = optionalFunction<(p: LoadProgress) => void>("onProgress", options.onProgress);
+    let gpuLayers = -1;
+    if (options.gpu === false) gpuLayers = 0;
+    else if (typeof options.gpu === "number") gpuLayers = optionalInteger("gpu", options.gpu, 0, 100_000, 0);
+    else optionalEnum("gpu", options.gpu === true ? "auto" : options.gpu, ["auto"] as const);
+    throwIfAborted(signal);
+
+    const metadata = await checkModelFile(path);
+    const addon = native();
+    const abort = new addon.AbortFlag();
+    const onAbort = () => abort.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let nativeModel: NativeModel;
+    try {
+        nativeModel = await addon.loadModel({ path, gpuLayers, useMmap }, (fraction) => {
+            try {
+                onProgress?.({ phase: "model", fraction });
+            } catch {
+                // a listener's exception must not break loading
+            }
+        }, abort);
+    } catch (err) {
+        if (isNativeError(err, "VL_ABORTED")) throw signal?.reason ?? new DOMException("Model loading was aborted", "AbortError");
+        if (isNativeError(err)) {
+            const unsupported = /unknown model architecture|unsupported model architecture/i.test(err.message);
+            throw new ModelLoadError(path, unsupported ? "UNSUPPORTED_ARCHITECTURE" : "LOAD_FAILED", err.message, { cause: err });
+        }
+        throw err;
+    } finally {
+        signal?.removeEventListener("abort", onAbort);
+    }
+    let vision: VisionProjector | undefined;
+    if (mmprojOption) {
+        try {
+            vision = await VisionProjector.load(mmprojOption, {
+                gpu: gpuLayers !== 0,
+                threads,
+                signal,
+                onProgress: (fraction) => {
+                    try {
+                        onProgress?.({ phase: "mmproj", fraction });
+                    } catch {
+                        // a listener's exception must not break loading
+                    }
+                },
+            });
+        } catch (err) {
+            nativeModel.dispose();
+            throw err;
+        }
+        const width = nativeModel.info().inputEmbeddingSize;
+        if (vision.info.projectionDim !== width) {
+            await vision.dispose();
+            nativeModel.dispose();
+            throw new ModelLoadError(
+                mmprojOption,
+                "WRONG_KIND",
+                `the projector outputs ${vision.info.projectionDim}-wide embeddings but ${basename(path)} takes ${width}: they belong to different models`,
+            );
+        }
+    }
+    return new Model(path, nativeModel, metadata, { contextSize, threads }, vision);
+}
+
+/** Checks the file before libllama sees it; returns `general.name` and the architecture. */
+async function checkModelFile(path: string): Promise<{ architecture: string; name: string | undefined }> {
+    let size: number;
+    try {
+        const stat = statSync(path);
+        if (!stat.isFile()) throw new ModelLoadError(path, "NOT_A_FILE", "not a regular file");
+        size = stat.size;
+    } catch (err) {
+        if (err instanceof ModelLoadError) throw err;
+        throw new ModelLoadError(path, "NOT_FOUND", "no such file", { cause: err });
+    }
+    if (size < 8 || !startsWithGgufMagic(path)) {
+        throw new ModelLoadError(path, "NOT_GGUF", "not a GGUF file (it does not start with the GGUF magic)");
+    }
+    let file;
+    try {
+        file = await readGguf(path);
+    } catch (err) {
+        if (err instanceof VidllamaError && "reason" in err) {
+            const reason = (err as { reason: string }).reason;
+            throw new ModelLoadError(path, reason === "TRUNCATED" ? "TRUNCATED" : "CORRUPT", (err as Error).message, { cause: err });
+        }
+        throw err;
+    }
+    const architecture = file.getString("general.architecture");
+    if (!architecture) throw new ModelLoadError(path, "CORRUPT", "the file has no general.architecture");
+    if (architecture === "clip" || file.getString("general.type") === "mmproj") {
+        throw new ModelLoadError(path, "WRONG_KIND", "this is a vision projector (mmproj); pass it as `mmproj`, and the text model as `model`");
+    }
+    return { architecture, name: file.getString("general.name") };
+}
+
+function startsWithGgufMagic(path: string): boolean {
+    const fd = openSync(path, "r");
+    try {
+        const magic = Buffer.alloc(4);
+        readSync(fd, magic, 0, 4, 0);
+        return magic.toString("latin1") === "GGUF";
+    } finally {
+        closeSync(fd);
+    }
+}
+
+/** A loaded model. Create sessions with {@link Model.createSession}; free it with {@link Model.dispose}. */
+export class Model {
+    /** Absolute path of the model file. */
+    readonly path: string;
+    /** Facts about the model. */
+    readonly info: ModelInfo;
+    /** @internal */
+    readonly defaults: { contextSize: number; threads: number | undefined };
+
+    #native: NativeModel | undefined;
+    #nativeInfo: NativeModelInfo;
+    #sessions = new Set<Session>();
+    #specialTokens: Map<string, number> | undefined;
+    #chatTemplate: ChatTemplate | undefined | null = null;
+    #disposed = false;
+    #vision: VisionProjector | undefined;
+
+    /** @internal Use {@link loadModel}. */
+    constructor(
+        path: string,
+        nativeModel: NativeModel,
+        metadata: { architecture: string; name: string | undefined },
+        defaults: { contextSize?: number; threads?: number },
+        vision?: VisionProjector,
+    ) {
+        this.path = path;
+        this.#vision = vision;
+        this.#native = nativeModel;
+        this.#nativeInfo = nativeModel.info();
+        const i = this.#nativeInfo;
+        this.info = Object.freeze({
+            architecture: metadata.architecture,
+            name: metadata.name,
+            description: i.description,
+            parameters: i.parameters,
+            sizeBytes: i.sizeBytes,
+            trainContextSize: i.trainContextSize,
+            embeddingSize: i.embeddingSize,
+            layers: i.layers,
+            heads: i.heads,
+            kvHeads: i.kvHeads,
+            vocabSize: i.vocabSize,
+            chatTemplate: i.chatTemplate ?? undefined,
+        });
+        // With a vision projector the default context holds a full visual budget plus room for text.
+        const preferred = vision ? vision.info.imageMaxTokens + 4096 : 8192;
+        this.defaults = {
+            contextSize: defaults.contextSize ?? Math.min(i.trainContextSize > 0 ? i.trainContextSize : preferred, preferred),
+            threads: defaults.threads,
+        };
+    }
+
+    /** True after {@link Model.dispose}. */
+    get disposed(): boolean {
+        return this.#disposed;
+    }
+
+    /** The vision projector's settings (patch size, merge sizes, token budget, ...), or undefined for a text-only model. */
+    get visionInfo(): VisionInfo | undefined {
+        return this.#vision?.info;
+    }
+
+    /** @internal */
+    get vision(): VisionProjector | undefined {
+        if (this.#disposed) throw new DisposedError("Model");
+        return this.#vision;
+    }
+
+    /**
+     * Runs the vision encoder and projector on one image, resized by the model's rule for a single image, and returns
+     * the visual token embeddings the language model would receive.
+     *
+     * @example
+     * ```ts
+     * const { embeddings, tokens, grid } = await model.encode(Image.fromFile("cat.jpg"));
+     * // embeddings.length === tokens * model.info.embeddingSize
+     * ```
+     * @throws {InvalidOptionError} when the model has no vision projector
+     * @throws {MediaDecodeError} when the image cannot be decoded
+     */
+    async encode(image: ImageInput, options: EncodeOptions = {}): Promise<EncodeResult> {
+        checkOptionsObject(options, ["signal"]);
+        const signal = optionalSignal("signal", options.signal);
+        const vision = this.vision;
+        if (!vision) throw new InvalidOptionError("mmproj", "a vision projector loaded with the model", undefined, "loadModel was called without mmproj");
+        return vision.encodeImage(toImage(image), signal);
+    }
+
+    /** @internal */
+    get nativeModel(): NativeModel {
+        if (this.#disposed || !this.#native) throw new DisposedError("Model");
+        return this.#native;
+    }
+
+    /** @internal */
+    get nativeInfo(): NativeModelInfo {
+        return this.#nativeInfo;
+    }
+
+    /** All GGUF metadata as strings (llama.cpp's rendering of each value). */
+    metadata(): Record<string, string> {
+        return this.nativeModel.metadata();
+    }
+
+    /**
+     * Text to token ids. `special: true` parses special-token text such as `<|im_start|>` into its id; by default
+     * it is treated as plain text.
+     */
+    tokenize(text: string, options: { special?: boolean } = {}): number[] {
+        checkOptionsObject(options, ["special"]);
+        return Array.from(this.nativeModel.tokenize(requiredStringAllowEmpty("text", text), false, optionalBoolean("special", options.special, false)));
+    }
+
+    /** Token ids to text. `special: true` renders special tokens (e.g. `<|im_end|>`) instead of dropping them. */
+    detokenize(tokens: readonly number[], options: { special?: boolean } = {}): string {
+        checkOptionsObject(options, ["special"]);
+        return this.nativeModel.detokenize(Int32Array.from(tokens), optionalBoolean("special", options.special, false));
+    }
+
+    /** @internal Special token strings the chat template may write. */
+    specialTokens(): ReadonlyMap<string, number> {
+        if (!this.#specialTokens) {
+            this.#specialTokens = new Map(this.nativeModel.specialTokens().map((t) => [t.text, t.id]));
+        }
+        return this.#specialTokens;
+    }
+
+    /** @internal The compiled chat template of the GGUF (undefined when the model has none). */
+    chatTemplate(): ChatTemplate | undefined {
+        if (this.#chatTemplate === null) {
+            this.#chatTemplate = this.info.chatTemplate ? new ChatTemplate(this.info.chatTemplate) : undefined;
+        }
+        return this.#chatTemplate;
+    }
+
+    /**
+     * Creates a chat session with its own context (KV cache).
+     *
+     * @throws {InsufficientMemoryError} when the context would not fit in the memory available now
+     */
+    async createSession(options: SessionOptions = {}): Promise<Session> {
+        if (this.#disposed) throw new DisposedError("Model");
+        const session = await Session.create(this, options);
+        this.#sessions.add(session);
+        session.onDispose(() => this.#sessions.delete(session));
+        return session;
+    }
+
+    /** @internal Estimated bytes of a context of `contextSize` tokens (f16 K and V) plus its compute buffers. */
+    estimateContextBytes(contextSize: number, batchSize: number): number {
+        const i = this.#nativeInfo;
+        const headDim = i.heads > 0 ? i.embeddingSize / i.heads : 0;
+        const kvBytes = contextSize * i.layers * 2 * i.kvHeads * headDim * 2;
+        const computeBytes = batchSize * (i.vocabSize * 4 + i.embeddingSize * 4 * 16);
+        return kvBytes + computeBytes;
+    }
+
+    /** @internal Throws InsufficientMemoryError when a context of this size cannot fit now. */
+    checkContextMemory(contextSize: number, batchSize: number): void {
+        const required = this.estimateContextBytes(contextSize, batchSize);
+        const available = freemem();
+        if (required > available) {
+            throw new InsufficientMemoryError(`A context of ${contextSize} tokens for ${basename(this.path)}`, required, available);
+        }
+    }
+
+    /**
+     * Frees the model and every session created on it. Idempotent. Work in flight is aborted first.
+     */
+    async dispose(): Promise<void> {
+        if (this.#disposed) return;
+        this.#disposed = true;
+        await Promise.all([...this.#sessions].map((s) => s.dispose()));
+        await this.#vision?.dispose();
+        this.#vision = undefined;
+        this.#native?.dispose();
+        this.#native = undefined;
+    }
+
+    async [Symbol.asyncDispose](): Promise<void> {
+        await this.dispose();
+    }
+}
+
+function requiredStringAllowEmpty(option: string, value: unknown): string {
+    if (typeof value !== "string") return requiredString(option, value);
+    return value;
+}

@@ -1,0 +1,759 @@
+/**
+ * Chat sessions: a conversation with its own KV cache.
+ *
+ * @module
+ */
+import { closeSync, existsSync, openSync, readSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { toContentParts, type ContentPart, type PromptInput } from "./chat/content.js";
+import { evaluatePlan, imageHash, ImageProducer, minimumPlanLength, type CacheItem, type PlanSegment } from "./chat/plan.js";
+import { ChatTemplate, tokenizePieces, type TemplateContentItem, type TemplateMessage } from "./chat/template.js";
+import { Image } from "./decode/Image.js";
+import { targetSizes } from "./preprocess/resize-rule.js";
+import {
+    ChatTemplateError,
+    ContextFullError,
+    DisposedError,
+    InvalidOptionError,
+    StateFileError,
+    VidllamaError,
+} from "./errors.js";
+import type { Model } from "./Model.js";
+import { fromNativeError, isNativeError } from "./native/errors.js";
+import { native } from "./native/load.js";
+import type { NativeAbortFlag, NativeContext, NativeDecodeResult, NativeSampler } from "./native/types.js";
+import { resolveSamplingOptions, type SamplingOptions } from "./sample/options.js";
+import { StopStringMatcher } from "./sample/stop.js";
+import {
+    checkOptionsObject,
+    optionalBoolean,
+    optionalEnum,
+    optionalFunction,
+    optionalInteger,
+    optionalSignal,
+    optionalString,
+} from "./validate.js";
+
+/** A message of the conversation. */
+export interface ChatMessage {
+    role: "system" | "user" | "assistant";
+    /** The message text, or its parts when it holds images or videos (user messages). */
+    content: string | ContentPart[];
+    /**
+     * For assistant messages this session generated: the exact token ids of `content`. They let the next turn reuse
+     * the KV cache exactly; optional when setting a history.
+     */
+    tokens?: readonly number[];
+}
+
+/** Options of {@link Model.createSession}. */
+export interface SessionOptions {
+    /** System message placed before the conversation. Without it no system message is sent (the template may still add its own default). */
+    systemPrompt?: string;
+    /** Context window in tokens. Defaults to the model's default (see {@link LoadModelOptions.contextSize}). */
+    contextSize?: number;
+    /** Tokens evaluated per llama_decode call while processing a prompt (1..contextSize). Defaults to 512. */
+    batchSize?: number;
+    /** CPU threads. Defaults to the model's setting, else the number of cores. */
+    threads?: number;
+    /** Flash attention: `"auto"` (default) lets llama.cpp decide per backend. */
+    flashAttention?: "auto" | boolean;
+    /** A Jinja chat template to use instead of the model's own. */
+    chatTemplate?: string;
+}
+
+const SESSION_OPTIONS = ["systemPrompt", "contextSize", "batchSize", "threads", "flashAttention", "chatTemplate"] as const;
+
+/** Why generation stopped. */
+export type StopReason =
+    | "eos" // the model ended its turn (an end-of-generation token)
+    | "maxTokens" // maxTokens were generated
+    | "stop" // a stop string was produced (it is not part of `text`)
+    | "abort" // the AbortSignal fired
+    | "contextFull"; // the context window is full
+
+/** Options of {@link Session.prompt} and {@link Session.stream}. */
+export interface PromptOptions extends SamplingOptions {
+    /** Maximum number of tokens to generate. Defaults to 1024. */
+    maxTokens?: number;
+    /** Strings that end the answer when generated; the stop string itself is not included in the text. */
+    stop?: readonly string[];
+    /**
+     * Stops prompt processing (between batches) and generation (between tokens). The call then resolves with what
+     * was produced and `stopReason: "abort"`; the session stays usable.
+     */
+    signal?: AbortSignal;
+    /** Called for every generated token with the text it completes (may be `""` while a stop string is pending). */
+    onToken?: (chunk: { token: number; text: string }) => void;
+    /** Called after each batch of prompt tokens is evaluated. */
+    onPromptProgress?: (progress: { evaluated: number; total: number }) => void;
+}
+
+const PROMPT_OPTIONS = [
+    "maxTokens", "stop", "signal", "onToken", "onPromptProgress",
+    "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN", "frequencyPenalty", "presencePenalty", "seed",
+] as const;
+
+/** Timings of one prompt, in milliseconds. */
+export interface PromptTimings {
+    /** Evaluating the new prompt tokens (and sampling the first answer token). */
+    promptMs: number;
+    /** Generating the rest of the answer. */
+    generationMs: number;
+    totalMs: number;
+    /** New prompt tokens per second. */
+    promptTokensPerSecond: number;
+    /** Generated tokens per second (after the first). */
+    tokensPerSecond: number;
+}
+
+/** The answer to a prompt. */
+export interface PromptResult {
+    /** The answer text. */
+    text: string;
+    /** Why generation stopped. */
+    stopReason: StopReason;
+    /** Generated token ids (without the final end-of-generation token). */
+    tokens: number[];
+    /** Token ids evaluated for this prompt: the part of the rendered conversation not already in the KV cache. */
+    promptTokens: number[];
+    /** Tokens of the rendered conversation that were already in the KV cache and not evaluated again. */
+    reusedTokens: number;
+    timings: PromptTimings;
+    /** The images/videos of this prompt, in order, with the visual tokens each became. */
+    media: MediaUsage[];
+}
+
+/** How an image of a prompt was turned into visual tokens. */
+export interface MediaUsage {
+    kind: "image";
+    /** Visual tokens (and `<image>` placeholders) the image became. */
+    tokens: number;
+    /** The patch grid after the resize rule (tokens = height × width / merge²). */
+    grid: { height: number; width: number };
+    /** Where the image came from (a path, `<Buffer N bytes>`, ...). */
+    source: string;
+}
+
+/** The async iterator returned by {@link Session.stream}; `result` settles when generation ends. */
+export interface PromptStream extends AsyncIterable<string> {
+    /** The complete result, as {@link Session.prompt} would return it. */
+    readonly result: Promise<PromptResult>;
+}
+
+const STATE_FORMAT = "vidllama-session-state";
+const STATE_VERSION = 1;
+
+/**
+ * A conversation with a model. Turns reuse the KV cache: each prompt renders the whole conversation with the chat
+ * template and evaluates only the tokens that are not already in the cache.
+ *
+ * Calls are queued: a second `prompt()` waits until the first one is done.
+ */
+export class Session {
+    readonly #model: Model;
+    #context: NativeContext | undefined;
+    readonly #contextSize: number;
+    readonly #batchSize: number;
+    readonly #template: ChatTemplate;
+    #systemPrompt: string | undefined;
+    #history: ChatMessage[] = [];
+    /** What the KV cache holds, position by position: token ids, or keys of visual tokens. */
+    #cacheTokens: CacheItem[] = [];
+    #queue: Promise<unknown> = Promise.resolve();
+    #activeAbort: (() => void) | undefined;
+    #epoch = 0;
+    #disposed = false;
+    #disposeListeners: Array<() => void> = [];
+
+    private constructor(model: Model, context: NativeContext, template: ChatTemplate, systemPrompt: string | undefined) {
+        const info = context.info();
+        this.#model = model;
+        this.#context = context;
+        this.#contextSize = info.contextSize;
+        this.#batchSize = info.batchSize;
+        this.#template = template;
+        this.#systemPrompt = systemPrompt;
+    }
+
+    /** @internal Use {@link Model.createSession}. */
+    static async create(model: Model, options: SessionOptions): Promise<Session> {
+        checkOptionsObject(options, SESSION_OPTIONS);
+        const systemPrompt = optionalString("systemPrompt", options.systemPrompt);
+        const contextSize = optionalInteger("contextSize", options.contextSize, 16, 2 ** 31 - 1, model.defaults.contextSize);
+        const batchSize = optionalInteger("batchSize", options.batchSize, 1, contextSize, Math.min(512, contextSize));
+        const threads = optionalInteger("threads", options.threads, 1, 1024, model.defaults.threads);
+        const flash = options.flashAttention === undefined || options.flashAttention === "auto" ? -1
+            : optionalBoolean("flashAttention", options.flashAttention, false) ? 1 : 0;
+        const templateSource = optionalString("chatTemplate", options.chatTemplate);
+        const template = templateSource !== undefined ? new ChatTemplate(templateSource) : model.chatTemplate();
+        if (!template) {
+            throw new ChatTemplateError(
+                `${basename(model.path)} has no chat template (tokenizer.chat_template); pass one with the chatTemplate option`,
+            );
+        }
+        model.checkContextMemory(contextSize, batchSize);
+        let context: NativeContext;
+        try {
+            context = await model.nativeModel.createContext({
+                contextSize,
+                batchSize,
+                microBatchSize: batchSize,
+                threads: threads ?? 0,
+                batchThreads: threads ?? 0,
+                flashAttention: flash as -1 | 0 | 1,
+            });
+        } catch (err) {
+            if (isNativeError(err, "VL_CONTEXT_CREATE")) {
+                throw new VidllamaError("ERR_CONTEXT_CREATE", `Could not create a context of ${contextSize} tokens: ${err.message}`, { cause: err });
+            }
+            throw fromNativeError(err, { object: "Model" });
+        }
+        return new Session(model, context, template, systemPrompt);
+    }
+
+    /** The model this session runs on. */
+    get model(): Model {
+        return this.#model;
+    }
+
+    /** Context window in tokens (llama.cpp may round the requested size up). */
+    get contextSize(): number {
+        return this.#contextSize;
+    }
+
+    /** Number of tokens currently held in the KV cache. */
+    get cachedTokens(): number {
+        return this.#cacheTokens.length;
+    }
+
+    /** True after {@link Session.dispose}. */
+    get disposed(): boolean {
+        return this.#disposed;
+    }
+
+    /** The system prompt, if any. */
+    get systemPrompt(): string | undefined {
+        return this.#systemPrompt;
+    }
+
+    /** A copy of the conversation so far (without the system prompt). */
+    get history(): ChatMessage[] {
+        return this.#history.map((m) => ({ ...m, ...(m.tokens ? { tokens: [...m.tokens] } : {}) }));
+    }
+
+    /** Replaces the conversation. The KV cache is reused up to where the new conversation differs. */
+    setHistory(messages: readonly ChatMessage[]): void {
+        this.#checkAlive();
+        this.#history = validateHistory(messages);
+        this.#epoch++;
+    }
+
+    /** Forgets the conversation (the system prompt stays). */
+    reset(): void {
+        this.#checkAlive();
+        this.#history = [];
+        this.#epoch++;
+    }
+
+    /**
+     * Sends one user turn and generates the answer.
+     *
+     * @example
+     * ```ts
+     * const { text, stopReason } = await session.prompt("Why is the sky blue?", { maxTokens: 200, temperature: 0 });
+     * ```
+     * @throws {ContextFullError} when the conversation does not fit in the context window
+     */
+    async prompt(input: PromptInput, options: PromptOptions = {}): Promise<PromptResult> {
+        this.#checkAlive();
+        const parts = toContentParts(input);
+        const resolved = this.#resolvePromptOptions(options);
+        return this.#enqueue(() => this.#run(parts, resolved, undefined));
+    }
+
+    /**
+     * Like {@link Session.prompt}, but yields the answer as text chunks while it is generated. Breaking out of the
+     * loop stops generation (the result then has `stopReason: "abort"`).
+     *
+     * @example
+     * ```ts
+     * for await (const chunk of session.stream("Tell me a story")) process.stdout.write(chunk);
+     * ```
+     */
+    stream(input: PromptInput, options: PromptOptions = {}): PromptStream {
+        this.#checkAlive();
+        const parts = toContentParts(input);
+        const resolved = this.#resolvePromptOptions(options);
+        const chunks: string[] = [];
+        let wake: (() => void) | undefined;
+        let finished = false;
+        const internalAbort = new AbortController();
+        const signal = resolved.signal ? AbortSignal.any([resolved.signal, internalAbort.signal]) : internalAbort.signal;
+        const result = this.#enqueue(() =>
+            this.#run(parts, { ...resolved, signal }, (chunk) => {
+                chunks.push(chunk);
+                wake?.();
+            }),
+        ).finally(() => {
+            finished = true;
+            wake?.();
+        });
+        // Errors surface through the iterator; avoid an unhandled rejection when only the iterator is used.
+        result.catch(() => {});
+        return {
+            result,
+            async *[Symbol.asyncIterator]() {
+                try {
+                    for (;;) {
+                        if (chunks.length > 0) {
+                            yield chunks.shift()!;
+                            continue;
+                        }
+                        if (finished) break;
+                        await new Promise<void>((r) => (wake = r));
+                        wake = undefined;
+                    }
+                    await result; // rethrow a failure
+                } finally {
+                    if (!finished) internalAbort.abort(new DOMException("The stream consumer stopped reading", "AbortError"));
+                }
+            },
+        };
+    }
+
+    /**
+     * Saves the conversation and its KV cache to a file, so that {@link Session.load} can continue it later without
+     * evaluating it again.
+     *
+     * @param options.overwrite replace an existing file (default false: an existing file is an error)
+     */
+    async save(path: string, options: { overwrite?: boolean } = {}): Promise<{ bytes: number }> {
+        this.#checkAlive();
+        checkOptionsObject(options, ["overwrite"]);
+        const overwrite = optionalBoolean("overwrite", options.overwrite, false);
+        const target = resolve(path);
+        if (!overwrite && existsSync(target)) {
+            throw new InvalidOptionError("path", "a path that does not exist yet (or overwrite: true)", path);
+        }
+        return this.#enqueue(async () => {
+            const header = Buffer.from(JSON.stringify({
+                format: STATE_FORMAT,
+                version: STATE_VERSION,
+                model: this.#modelIdentity(),
+                contextSize: this.#contextSize,
+                systemPrompt: this.#systemPrompt ?? null,
+                history: this.#history,
+                cacheTokens: this.#cacheTokens,
+            }));
+            const temp = join(dirname(target), `.${basename(target)}.${process.pid}.partial`);
+            try {
+                const bytes = await this.#ctx().saveState(temp, header);
+                renameSync(temp, target);
+                return { bytes };
+            } catch (err) {
+                rmSync(temp, { force: true });
+                throw fromNativeError(err, { object: "Session" });
+            }
+        });
+    }
+
+    /**
+     * Restores a conversation saved by {@link Session.save} into this session (replacing its conversation).
+     *
+     * @throws {StateFileError} when the file is not a session state, was saved from another model, or does not fit
+     */
+    async load(path: string): Promise<void> {
+        this.#checkAlive();
+        const target = resolve(path);
+        return this.#enqueue(async () => {
+            const header = readStateHeader(target);
+            const identity = this.#modelIdentity();
+            if (JSON.stringify(header.model) !== JSON.stringify(identity)) {
+                throw new StateFileError(target, `it was saved from another model (${JSON.stringify(header.model)})`);
+            }
+            if (header.cacheTokens.length > this.#contextSize) {
+                throw new StateFileError(target, `it holds ${header.cacheTokens.length} tokens but this session's context is ${this.#contextSize}`);
+            }
+            const history = validateHistory(header.history);
+            try {
+                await this.#ctx().loadState(target);
+            } catch (err) {
+                this.#cacheTokens = [];
+                this.#ctx().truncate(0);
+                throw new StateFileError(target, (err as Error).message, { cause: err });
+            }
+            this.#cacheTokens = header.cacheTokens.slice();
+            this.#history = history;
+            this.#systemPrompt = header.systemPrompt ?? undefined;
+            this.#epoch++;
+        });
+    }
+
+    /** Frees the session's context. Idempotent; a prompt in flight is aborted first. */
+    async dispose(): Promise<void> {
+        if (this.#disposed) return;
+        this.#disposed = true;
+        this.#activeAbort?.();
+        await this.#queue.catch(() => {});
+        this.#context?.dispose();
+        this.#context = undefined;
+        for (const listener of this.#disposeListeners) listener();
+    }
+
+    async [Symbol.asyncDispose](): Promise<void> {
+        await this.dispose();
+    }
+
+    /** @internal */
+    onDispose(listener: () => void): void {
+        this.#disposeListeners.push(listener);
+    }
+
+    // ---- internals ----------------------------------------------------------------------------------------------
+
+    #checkAlive(): void {
+        if (this.#disposed) throw new DisposedError("Session");
+        if (this.#model.disposed) throw new DisposedError("Model");
+    }
+
+    #ctx(): NativeContext {
+        if (!this.#context) throw new DisposedError("Session");
+        return this.#context;
+    }
+
+    #enqueue<T>(task: () => Promise<T>): Promise<T> {
+        const run = this.#queue.then(() => {
+            this.#checkAlive();
+            return task();
+        });
+        this.#queue = run.catch(() => {});
+        return run;
+    }
+
+    #modelIdentity() {
+        const i = this.#model.info;
+        return { file: basename(this.#model.path), parameters: i.parameters, sizeBytes: i.sizeBytes, vocabSize: i.vocabSize, layers: i.layers, embeddingSize: i.embeddingSize };
+    }
+
+    #resolvePromptOptions(options: PromptOptions): ResolvedPromptOptions {
+        checkOptionsObject(options, PROMPT_OPTIONS);
+        const stop = options.stop;
+        if (stop !== undefined && (!Array.isArray(stop) || stop.some((s) => typeof s !== "string" || s.length === 0))) {
+            throw new InvalidOptionError("stop", "an array of non-empty strings", stop);
+        }
+        return {
+            maxTokens: optionalInteger("maxTokens", options.maxTokens, 0, 2 ** 31 - 1, 1024),
+            stop: stop ?? [],
+            signal: optionalSignal("signal", options.signal),
+            onToken: optionalFunction<(chunk: { token: number; text: string }) => void>("onToken", options.onToken),
+            onPromptProgress: optionalFunction<(p: { evaluated: number; total: number }) => void>("onPromptProgress", options.onPromptProgress),
+            sampling: resolveSamplingOptions(options),
+        };
+    }
+
+    /**
+     * The whole conversation plus a new user turn as a plan: text token ids and visual slots. Media are decoded and
+     * sized here (the resize budget is shared by every image of the conversation, as the reference processor does).
+     */
+    async #buildPlan(messages: readonly ChatMessage[]): Promise<{ segments: PlanSegment[]; media: Map<Image, ImageProducer> }> {
+        const images: Image[] = [];
+        for (const m of messages) if (typeof m.content !== "string") for (const p of m.content) if (p.type === "image") images.push(p.image);
+        const producers = new Map<Image, ImageProducer>();
+        const vision = this.#model.vision;
+        if (images.length > 0) {
+            if (!vision) {
+                throw new InvalidOptionError("prompt", "text only", images[0], `${basename(this.#model.path)} was loaded without a vision projector; pass mmproj to loadModel`);
+            }
+            const decoded = await Promise.all(images.map((image) => image.decode()));
+            const hashes = await Promise.all(images.map((image) => imageHash(image)));
+            const merge = vision.info.imageMergeSize;
+            const sizes = targetSizes(decoded.map((d) => ({ height: d.height, width: d.width, mergeSize: merge })), vision.budget);
+            images.forEach((image, i) => {
+                if (!producers.has(image)) producers.set(image, new ImageProducer(vision, image, hashes[i]!, sizes[i]!, merge));
+            });
+        }
+
+        const templateMessages: TemplateMessage[] = [];
+        if (this.#systemPrompt !== undefined) templateMessages.push({ role: "system", content: this.#systemPrompt });
+        const slots: Array<{ producer: ImageProducer; slot: number }> = [];
+        for (const m of messages) {
+            if (typeof m.content === "string") {
+                templateMessages.push({ role: m.role, content: m.content, ...(m.tokens ? { contentTokens: m.tokens } : {}) });
+                continue;
+            }
+            const items: TemplateContentItem[] = [];
+            for (const p of m.content) {
+                if (p.type === "text") items.push({ type: "text", text: p.text });
+                else {
+                    items.push({ type: "image" });
+                    slots.push({ producer: producers.get(p.image)!, slot: 0 });
+                }
+            }
+            templateMessages.push({ role: m.role, content: items });
+        }
+        const imageTokenId = vision?.info.imageTokenId ?? -1;
+        const variables: Record<string, unknown> = {};
+        if (vision) variables.image_token = this.#model.nativeModel.detokenize(Int32Array.of(imageTokenId), true);
+        const pieces = this.#template.renderPieces(templateMessages, { addGenerationPrompt: true, variables });
+        const model = this.#model;
+        const tokens = tokenizePieces(pieces, {
+            tokenizeText: (t) => Array.from(model.nativeModel.tokenize(t, false, false)),
+            specialTokens: () => model.specialTokens(),
+        });
+
+        // Each image token the template wrote is one visual slot, in order.
+        const segments: PlanSegment[] = [];
+        let run: number[] = [];
+        let k = 0;
+        for (const t of tokens) {
+            if (t !== imageTokenId) {
+                run.push(t);
+                continue;
+            }
+            if (k >= slots.length) throw new ChatTemplateError("The chat template wrote more image placeholders than the conversation has images");
+            if (run.length > 0) segments.push({ kind: "tokens", tokens: run });
+            run = [];
+            segments.push({ kind: "visual", ...slots[k++]! });
+        }
+        if (k !== slots.length) {
+            throw new ChatTemplateError(`The chat template placed ${k} of the conversation's ${slots.length} images; it does not support images`);
+        }
+        segments.push({ kind: "tokens", tokens: run });
+        return { segments, media: producers };
+    }
+
+    async #run(parts: ContentPart[], options: ResolvedPromptOptions, onChunk: ((chunk: string) => void) | undefined): Promise<PromptResult> {
+        const started = performance.now();
+        const epoch = this.#epoch;
+        const userMessage: ChatMessage = {
+            role: "user",
+            content: parts.every((p) => p.type === "text") ? parts.map((p) => (p as { text: string }).text).join("") : parts,
+        };
+        const conversation = [...this.#history, userMessage];
+        const { segments, media } = await this.#buildPlan(conversation);
+        const minimum = minimumPlanLength(segments);
+        if (minimum >= this.#contextSize) throw new ContextFullError(this.#contextSize, minimum + 1);
+
+        const ctx = this.#ctx();
+        const addon = native();
+        const abort = new addon.AbortFlag();
+        const onAbort = () => abort.abort();
+        options.signal?.addEventListener("abort", onAbort, { once: true });
+        this.#activeAbort = onAbort;
+        if (options.signal?.aborted) abort.abort();
+
+        try {
+            const sampler = new addon.Sampler(this.#model.nativeModel, options.sampling.native);
+            // Like llama-cli, the repetition penalties also see the prompt's last text tokens (-1: the whole prompt).
+            const lastN = options.sampling.penaltyLastN;
+            if (lastN !== 0) {
+                const textTokens = segments.flatMap((s) => (s.kind === "tokens" ? s.tokens : []));
+                sampler.accept(Int32Array.from(lastN < 0 ? textTokens : textTokens.slice(-lastN)));
+            }
+            const promptStarted = performance.now();
+            let evaluation;
+            try {
+                evaluation = await evaluatePlan(segments, {
+                    context: ctx,
+                    batchSize: this.#batchSize,
+                    contextSize: this.#contextSize,
+                    cache: this.#cacheTokens,
+                    sampler,
+                    abort,
+                    signal: options.signal,
+                    imageTokenId: this.#model.vision?.info.imageTokenId ?? -1,
+                    onPromptProgress: options.onPromptProgress,
+                });
+            } catch (err) {
+                this.#resyncCache(ctx);
+                if (isNativeError(err, "VL_CONTEXT_FULL")) throw new ContextFullError(this.#contextSize, this.#cacheTokens.length + 1);
+                throw fromNativeError(err, { object: "Session", contextSize: this.#contextSize });
+            }
+            let result: NativeDecodeResult = evaluation.result;
+            const reused = evaluation.reused;
+            const promptMs = performance.now() - promptStarted;
+            const promptTokens = evaluation.evaluatedTokens;
+            const mediaUsage: MediaUsage[] = [];
+            if (typeof userMessage.content !== "string") {
+                for (const p of userMessage.content) {
+                    if (p.type !== "image") continue;
+                    const producer = media.get(p.image)!;
+                    const f = producer.mergeSize;
+                    mediaUsage.push({ kind: "image", tokens: producer.tokens, grid: { height: producer.target.height / (this.#model.vision!.info.patchSize * f), width: producer.target.width / (this.#model.vision!.info.patchSize * f) }, source: p.image.source });
+                }
+            }
+
+            const generated: number[] = [];
+            const decoder = new TextDecoder("utf-8");
+            const matcher = new StopStringMatcher(options.stop);
+            let stopReason: StopReason | undefined = evaluation.aborted ? "abort" : undefined;
+            const generationStarted = performance.now();
+            const model = this.#model.nativeModel;
+            while (!stopReason) {
+                const token = result.token;
+                if (model.isEog(token)) {
+                    stopReason = "eos";
+                    break;
+                }
+                generated.push(token);
+                const released = matcher.push(decoder.decode(model.tokenPiece(token, false), { stream: true }));
+                if (released.length > 0) onChunk?.(released);
+                callListener(options.onToken, { token, text: released });
+                if (matcher.stopped) {
+                    stopReason = "stop";
+                    break;
+                }
+                if (generated.length >= options.maxTokens) {
+                    stopReason = "maxTokens";
+                    break;
+                }
+                if (this.#cacheTokens.length + 1 > this.#contextSize) {
+                    stopReason = "contextFull";
+                    break;
+                }
+                result = await this.#evaluate(ctx, Int32Array.of(token), sampler, abort);
+                if (result.evaluated === 1) this.#cacheTokens.push(token);
+                if (result.aborted) stopReason = "abort";
+            }
+            if (stopReason !== "stop") {
+                const tail = matcher.flush(decoder.decode());
+                if (tail.length > 0) onChunk?.(tail);
+            }
+            const answer = matcher.text;
+            const finished = performance.now();
+
+            // The conversation moves on unless nothing was answered (aborted during the prompt) or it was reset meanwhile.
+            if (epoch === this.#epoch && !(evaluation.aborted && generated.length === 0)) {
+                const exact = model.detokenize(Int32Array.from(generated), false) === answer;
+                this.#history.push(userMessage, { role: "assistant", content: answer, ...(exact ? { tokens: generated.slice() } : {}) });
+            }
+            const generationMs = finished - generationStarted;
+            return {
+                text: answer,
+                stopReason,
+                tokens: generated,
+                promptTokens,
+                reusedTokens: reused,
+                media: mediaUsage,
+                timings: {
+                    promptMs,
+                    generationMs,
+                    totalMs: finished - started,
+                    promptTokensPerSecond: promptMs > 0 ? (promptTokens.length / promptMs) * 1000 : 0,
+                    tokensPerSecond: generationMs > 0 && generated.length > 1 ? ((generated.length - 1) / generationMs) * 1000 : 0,
+                },
+            };
+        } finally {
+            options.signal?.removeEventListener("abort", onAbort);
+            this.#activeAbort = undefined;
+        }
+    }
+
+    async #evaluate(ctx: NativeContext, tokens: Int32Array, sampler: NativeSampler | undefined, abort: NativeAbortFlag): Promise<NativeDecodeResult> {
+        try {
+            return await ctx.evaluate(tokens, sampler ? { sampler } : {}, abort);
+        } catch (err) {
+            this.#resyncCache(ctx);
+            if (isNativeError(err, "VL_CONTEXT_FULL")) throw new ContextFullError(this.#contextSize, this.#cacheTokens.length + tokens.length);
+            throw fromNativeError(err, { object: "Session", contextSize: this.#contextSize });
+        }
+    }
+
+    /** After a failed evaluation the KV cache may have lost its tail: make our record match it again. */
+    #resyncCache(ctx: NativeContext): void {
+        const nPast = ctx.info().nPast;
+        if (nPast >= 0 && nPast < this.#cacheTokens.length) this.#cacheTokens.length = nPast;
+    }
+}
+
+interface ResolvedPromptOptions {
+    maxTokens: number;
+    stop: readonly string[];
+    signal: AbortSignal | undefined;
+    onToken: ((chunk: { token: number; text: string }) => void) | undefined;
+    onPromptProgress: ((progress: { evaluated: number; total: number }) => void) | undefined;
+    sampling: ReturnType<typeof resolveSamplingOptions>;
+}
+
+function callListener<T>(listener: ((value: T) => void) | undefined, value: T): void {
+    if (!listener) return;
+    try {
+        listener(value);
+    } catch {
+        // A throwing listener must not corrupt the session's state; generation goes on.
+    }
+}
+
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+    const n = Math.min(a.length, b.length);
+    let i = 0;
+    while (i < n && a[i] === b[i]) i++;
+    return i;
+}
+
+function validateHistory(messages: readonly ChatMessage[]): ChatMessage[] {
+    if (!Array.isArray(messages)) throw new InvalidOptionError("history", "an array of messages", messages);
+    return messages.map((m, i) => {
+        if (typeof m !== "object" || m === null) throw new InvalidOptionError(`history[${i}]`, "a message object", m);
+        const role = optionalEnum(`history[${i}].role`, m.role, ["system", "user", "assistant"] as const);
+        if (!role) throw new InvalidOptionError(`history[${i}].role`, '"system", "user" or "assistant"', m.role);
+        let content: string | ContentPart[];
+        if (typeof m.content === "string") content = m.content;
+        else if (Array.isArray(m.content) && role === "user") {
+            content = (m.content as unknown[]).map((p: any, j: number): ContentPart => {
+                if (p?.type === "text" && typeof p.text === "string") return { type: "text", text: p.text };
+                if (p?.type === "image" && p.image instanceof Image) return { type: "image", image: p.image };
+                throw new InvalidOptionError(`history[${i}].content[${j}]`, '{ type: "text", text } or { type: "image", image: Image }', p);
+            });
+        } else throw new InvalidOptionError(`history[${i}].content`, "a string (or, for user messages, content parts)", m.content);
+        if (m.tokens !== undefined && (!Array.isArray(m.tokens) || (m.tokens as unknown[]).some((t) => !Number.isInteger(t) || (t as number) < 0))) {
+            throw new InvalidOptionError(`history[${i}].tokens`, "an array of token ids", m.tokens);
+        }
+        return { role, content, ...(m.tokens && typeof content === "string" ? { tokens: [...m.tokens] } : {}) };
+    });
+}
+
+interface StateHeader {
+    format: string;
+    version: number;
+    model: unknown;
+    contextSize: number;
+    systemPrompt: string | null;
+    history: ChatMessage[];
+    cacheTokens: number[];
+}
+
+/** Reads only the JSON header of a state file (the KV state after it can be gigabytes). */
+function readStateHeader(path: string): StateHeader {
+    let fd: number;
+    try {
+        fd = openSync(path, "r");
+    } catch (err) {
+        throw new StateFileError(path, "cannot be read", { cause: err });
+    }
+    let json: string;
+    try {
+        const prefix = Buffer.alloc(12);
+        if (readSync(fd, prefix, 0, 12, 0) < 12 || prefix.toString("latin1", 0, 8) !== "VLSTATE1") {
+            throw new StateFileError(path, "is not a vidllama session state file");
+        }
+        const length = prefix.readUInt32LE(8);
+        if (length > 256 * 1024 * 1024) throw new StateFileError(path, "has a corrupt header length");
+        const body = Buffer.alloc(length);
+        if (readSync(fd, body, 0, length, 12) < length) throw new StateFileError(path, "is truncated");
+        json = body.toString("utf8");
+    } finally {
+        closeSync(fd);
+    }
+    let header: StateHeader;
+    try {
+        header = JSON.parse(json) as StateHeader;
+    } catch (err) {
+        throw new StateFileError(path, "has a corrupt header", { cause: err });
+    }
+    if (header.format !== STATE_FORMAT || header.version !== STATE_VERSION || !Array.isArray(header.cacheTokens) || !Array.isArray(header.history)) {
+        throw new StateFileError(path, `has an unsupported format (${String(header.format)} v${String(header.version)})`);
+    }
+    return header;
+}

@@ -1,0 +1,265 @@
+/**
+ * Prompt plans: the whole conversation as the model sees it — text token ids and visual slots (one per image or
+ * video frame, each standing for its visual tokens) — and its evaluation against a session's KV cache:
+ * the longest prefix already in the cache is reused, the rest is evaluated in batches, visual embeddings are
+ * produced lazily (only for media not already in the cache) and fed straight from native memory.
+ *
+ * @internal
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { Image } from "../decode/Image.js";
+import { ContextFullError, InvalidOptionError } from "../errors.js";
+import type { VisionProjector } from "../encode/vision.js";
+import type { NativeAbortFlag, NativeContext, NativeDecodeResult, NativeEmbeddings, NativeSampler } from "../native/types.js";
+import type { TargetSize } from "../preprocess/resize-rule.js";
+
+/** What a KV cache position holds: a text token id, or the key of one visual token. */
+export type CacheItem = number | string;
+
+/** Embeddings of one slot (rows [first, first+count) of `embeddings`). */
+export interface SlotEmbeddings {
+    embeddings: NativeEmbeddings;
+    first: number;
+    count: number;
+}
+
+/** Produces the embeddings of a medium's slots, in order. */
+export interface MediaProducer {
+    /** Identity of the medium and its preprocessing; visual token i of slot s has key `${key}/${s}#${i}`. */
+    readonly key: string;
+    /** Visual tokens of each slot when known before encoding (images), else undefined (pruned video frames). */
+    slotCounts(): readonly (number | undefined)[];
+    /** Embeddings of slots from `fromSlot` on, in order. */
+    produce(fromSlot: number, signal: AbortSignal | undefined): AsyncIterable<SlotEmbeddings & { slot: number }>;
+}
+
+export type PlanSegment =
+    | { kind: "tokens"; tokens: readonly number[] }
+    | { kind: "visual"; producer: MediaProducer; slot: number };
+
+export interface EvaluatePlanOptions {
+    context: NativeContext;
+    batchSize: number;
+    contextSize: number;
+    /** The session's record of its cache; updated in place to keep matching the KV cache. */
+    cache: CacheItem[];
+    sampler: NativeSampler;
+    abort: NativeAbortFlag;
+    signal: AbortSignal | undefined;
+    imageTokenId: number;
+    onPromptProgress?: (progress: { evaluated: number; total: number }) => void;
+}
+
+export interface EvaluatePlanResult {
+    /** The last decode (with the sampled token, unless aborted). */
+    result: NativeDecodeResult;
+    aborted: boolean;
+    /** Cache positions reused. */
+    reused: number;
+    /** Ids evaluated now; visual tokens appear as the image token id. */
+    evaluatedTokens: number[];
+}
+
+/** Keys of the visual tokens of one slot. */
+export function slotKeys(producer: MediaProducer, slot: number, count: number, from = 0): string[] {
+    const keys: string[] = [];
+    for (let i = from; i < count; i++) keys.push(`${producer.key}/${slot}#${i}`);
+    return keys;
+}
+
+/** Plan length lower bound (visual slots of unknown size count 1) — to refuse hopeless prompts before any work. */
+export function minimumPlanLength(segments: readonly PlanSegment[]): number {
+    let n = 0;
+    for (const s of segments) n += s.kind === "tokens" ? s.tokens.length : (s.producer.slotCounts()[s.slot] ?? 1);
+    return n;
+}
+
+/**
+ * Reuses the cached prefix of the plan, then evaluates the rest; the last token is evaluated with the sampler.
+ * The plan must end with text (a chat template's generation prompt always does).
+ */
+export async function evaluatePlan(segments: readonly PlanSegment[], o: EvaluatePlanOptions): Promise<EvaluatePlanResult> {
+    const last = segments.at(-1);
+    if (!last || last.kind !== "tokens" || last.tokens.length === 0) throw new Error("internal: a prompt plan must end with text");
+
+    // 1. The longest prefix of the plan already in the cache.
+    let cursor = 0;
+    let startSegment = segments.length;
+    let startOffset = 0;
+    outer: for (let s = 0; s < segments.length; s++) {
+        const seg = segments[s]!;
+        if (seg.kind === "tokens") {
+            for (let i = 0; i < seg.tokens.length; i++) {
+                if (o.cache[cursor] !== seg.tokens[i]) {
+                    startSegment = s;
+                    startOffset = i;
+                    break outer;
+                }
+                cursor++;
+            }
+        } else {
+            const count = seg.producer.slotCounts()[seg.slot];
+            const prefix = `${seg.producer.key}/${seg.slot}#`;
+            let i = 0;
+            while (count !== undefined && i < count && o.cache[cursor] === `${prefix}${i}`) {
+                i++;
+                cursor++;
+            }
+            if (count === undefined || i < count) {
+                startSegment = s;
+                startOffset = i;
+                break outer;
+            }
+        }
+    }
+    if (startSegment === segments.length) {
+        // Everything is cached: evaluate the last token again to get fresh logits.
+        cursor--;
+        startSegment = segments.length - 1;
+        startOffset = last.tokens.length - 1;
+    }
+    if (cursor < o.cache.length) {
+        o.context.truncate(cursor);
+        o.cache.length = cursor;
+    }
+    const reused = cursor;
+
+    // 2. Evaluate the rest, segment by segment, in batches.
+    const evaluatedTokens: number[] = [];
+    let total = 0;
+    for (let s = startSegment; s < segments.length; s++) {
+        const seg = segments[s]!;
+        total += seg.kind === "tokens" ? seg.tokens.length : (seg.producer.slotCounts()[seg.slot] ?? 0);
+    }
+    total -= startOffset;
+    let done = 0;
+    let result: NativeDecodeResult = { evaluated: 0, aborted: false, ms: 0, token: -1, nPast: o.cache.length };
+    const progress = () => {
+        if (!o.onPromptProgress) return;
+        try {
+            o.onPromptProgress({ evaluated: done, total: Math.max(total, done) });
+        } catch {
+            // a listener's exception must not break evaluation
+        }
+    };
+    const ensureRoom = (n: number) => {
+        if (o.cache.length + n > o.contextSize) throw new ContextFullError(o.contextSize, o.cache.length + n);
+    };
+
+    // Visual slots of one medium are produced by one stream, consumed in order.
+    const streams = new Map<MediaProducer, AsyncIterator<SlotEmbeddings & { slot: number }>>();
+    try {
+        for (let s = startSegment; s < segments.length && !result.aborted; s++) {
+            const seg = segments[s]!;
+            const offset = s === startSegment ? startOffset : 0;
+            if (seg.kind === "tokens") {
+                for (let i = offset; i < seg.tokens.length && !result.aborted; i += o.batchSize) {
+                    const batch = seg.tokens.slice(i, i + o.batchSize);
+                    const isLast = s === segments.length - 1 && i + batch.length === seg.tokens.length;
+                    ensureRoom(batch.length);
+                    result = await o.context.evaluate(Int32Array.from(batch), isLast ? { sampler: o.sampler } : {}, o.abort);
+                    const evaluated = batch.slice(0, result.evaluated);
+                    o.cache.push(...evaluated);
+                    evaluatedTokens.push(...evaluated);
+                    done += result.evaluated;
+                    progress();
+                    if (!isLast && o.abort.aborted) result = { ...result, aborted: true };
+                }
+            } else {
+                let stream = streams.get(seg.producer);
+                if (!stream) {
+                    stream = seg.producer.produce(seg.slot, o.signal)[Symbol.asyncIterator]();
+                    streams.set(seg.producer, stream);
+                }
+                const next = await stream.next();
+                if (next.done || next.value.slot !== seg.slot) throw new Error(`internal: ${seg.producer.key} did not produce slot ${seg.slot}`);
+                const produced = next.value;
+                const keys = slotKeys(seg.producer, seg.slot, produced.count);
+                for (let i = offset; i < produced.count && !result.aborted; i += o.batchSize) {
+                    const count = Math.min(o.batchSize, produced.count - i);
+                    ensureRoom(count);
+                    result = await o.context.evaluateEmbeddings(produced.embeddings, { first: produced.first + i, count }, o.abort);
+                    o.cache.push(...keys.slice(i, i + result.evaluated));
+                    for (let k = 0; k < result.evaluated; k++) evaluatedTokens.push(o.imageTokenId);
+                    done += result.evaluated;
+                    progress();
+                    if (o.abort.aborted) result = { ...result, aborted: true };
+                }
+            }
+        }
+    } catch (err) {
+        if ((err as Error)?.name === "AbortError" || o.abort.aborted) {
+            // aborted while producing embeddings (decoding / encoding): the cache holds what was evaluated
+            result = { ...result, aborted: true };
+        } else {
+            throw err;
+        }
+    } finally {
+        for (const stream of streams.values()) await stream.return?.();
+    }
+    return { result, aborted: result.aborted, reused, evaluatedTokens };
+}
+
+// ---- images ------------------------------------------------------------------------------------------------------
+
+const imageHashes = new WeakMap<Image, Promise<string>>();
+
+/** A content hash of an image's decoded pixels (cached per Image object). */
+export function imageHash(image: Image): Promise<string> {
+    let hash = imageHashes.get(image);
+    if (!hash) {
+        hash = image.decode().then((d) => createHash("sha1").update(`${d.width}x${d.height}:`).update(d.data).digest("hex").slice(0, 20));
+        imageHashes.set(image, hash);
+        hash.catch(() => imageHashes.delete(image));
+    }
+    return hash;
+}
+
+/** One image as a medium: a single slot, encoded when first needed. */
+export class ImageProducer implements MediaProducer {
+    readonly key: string;
+    readonly #image: Image;
+    readonly #target: TargetSize;
+    readonly #merge: number;
+    readonly #projector: VisionProjector;
+    readonly #count: number;
+
+    constructor(projector: VisionProjector, image: Image, hash: string, target: TargetSize, merge: number) {
+        this.#projector = projector;
+        this.#image = image;
+        this.#target = target;
+        this.#merge = merge;
+        this.key = `img:${hash}:${target.width}x${target.height}:m${merge}`;
+        const f = projector.info.patchSize * merge;
+        this.#count = (target.width / f) * (target.height / f);
+    }
+
+    /** Visual tokens of the image. */
+    get tokens(): number {
+        return this.#count;
+    }
+
+    /** Size the image is resized to. */
+    get target(): TargetSize {
+        return this.#target;
+    }
+
+    get mergeSize(): number {
+        return this.#merge;
+    }
+
+    slotCounts(): readonly number[] {
+        return [this.#count];
+    }
+
+    async *produce(fromSlot: number, signal: AbortSignal | undefined): AsyncGenerator<SlotEmbeddings & { slot: number }> {
+        if (fromSlot !== 0) throw new InvalidOptionError("slot", "0 for an image", fromSlot);
+        const decoded = await this.#image.decode();
+        const encoded = await this.#projector.encode(
+            [{ rgb: decoded.data, width: decoded.width, height: decoded.height, targetWidth: this.#target.width, targetHeight: this.#target.height, merge: this.#merge }],
+            { signal },
+        );
+        yield { slot: 0, embeddings: encoded.embeddings, first: 0, count: encoded.counts[0]! };
+    }
+}

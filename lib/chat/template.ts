@@ -1,0 +1,185 @@
+/**
+ * Chat templates: the model's own Jinja template (GGUF `tokenizer.chat_template`), rendered by a real Jinja engine
+ * (@huggingface/jinja, with transformers' `trim_blocks`/`lstrip_blocks`), and turned into token ids so that
+ *
+ * - text the template itself writes (`<|im_start|>`, `<image>`, ...) becomes the special tokens it names, while
+ * - text the user wrote is never parsed for special tokens: a user who types `<|im_end|>` does not end the turn;
+ * - text and user content are tokenized together between special tokens, as Hugging Face tokenizers do, so the
+ *   result equals HF's tokenization of the rendered prompt for ordinary input;
+ * - assistant answers this library generated keep their exact token ids, so the KV cache of earlier turns is reused.
+ *
+ * @internal
+ * @module
+ */
+import { Template } from "@huggingface/jinja";
+import { ChatTemplateError } from "../errors.js";
+
+/** One piece of a message's content as the template sees it. */
+export type TemplateContentItem =
+    | { type: "text"; text: string }
+    | { type: "image"; timestamp?: number }
+    | { type: "video"; num_frames: number; timestamps?: number[] };
+
+/** A message as passed to the template renderer. */
+export interface TemplateMessage {
+    role: string;
+    content: string | TemplateContentItem[];
+    /** Exact token ids of `content` (a string) when this library generated it. */
+    contentTokens?: readonly number[];
+}
+
+/** The rendered prompt, split by where each piece of text came from. */
+export type PromptPiece =
+    | { kind: "template"; text: string } // written by the template: special tokens are parsed
+    | { kind: "user"; text: string } // message text: never parsed for special tokens
+    | { kind: "tokens"; tokens: readonly number[] }; // pre-tokenized message content
+
+/** Tokenizer functions the prompt assembly needs (implemented by Model). */
+export interface PromptTokenizer {
+    tokenizeText(text: string): number[];
+    /** Special token strings the template may write, with their ids. */
+    specialTokens(): ReadonlyMap<string, number>;
+}
+
+// Sentinels around message content while rendering; they cannot come from user text (checked) and survive string
+// filters such as trim because they are not whitespace.
+const OPEN = "\u0000\u0002vl";
+const CLOSE = "\u0003\u0000";
+
+export class ChatTemplate {
+    readonly source: string;
+    private readonly template: Template;
+
+    constructor(source: string) {
+        this.source = source;
+        try {
+            this.template = new Template(source);
+        } catch (err) {
+            throw new ChatTemplateError(`The chat template could not be parsed: ${(err as Error).message}`, { cause: err });
+        }
+    }
+
+    /** Renders messages to plain text (what `apply_chat_template(tokenize=False)` returns in transformers). */
+    renderText(messages: readonly TemplateMessage[], options: RenderOptions = {}): string {
+        return this.renderRaw(messages.map((m) => ({ role: m.role, content: m.content })), options);
+    }
+
+    /** Renders messages to pieces that remember whether text came from the template or from a message. */
+    renderPieces(messages: readonly TemplateMessage[], options: RenderOptions = {}): PromptPiece[] {
+        const contents: TemplateMessage[] = [];
+        const wrapped = messages.map((message) => {
+            if (typeof message.content === "string") {
+                if (message.content.includes(OPEN) || message.content.includes(CLOSE)) {
+                    throw new ChatTemplateError("Message text contains reserved control characters (\\u0000 sequences)");
+                }
+                const index = contents.push(message) - 1;
+                return { role: message.role, content: `${OPEN}${index}${CLOSE}${message.content}${OPEN}/${index}${CLOSE}` };
+            }
+            return {
+                role: message.role,
+                content: message.content.map((item) => {
+                    if (item.type !== "text") return item;
+                    const index = contents.push({ role: message.role, content: item.text }) - 1;
+                    return { type: "text", text: `${OPEN}${index}${CLOSE}${item.text}${OPEN}/${index}${CLOSE}` };
+                }),
+            };
+        });
+        const rendered = this.renderRaw(wrapped, options);
+        const pieces: PromptPiece[] = [];
+        let position = 0;
+        const seen = new Set<number>();
+        while (position < rendered.length) {
+            const open = rendered.indexOf(OPEN, position);
+            if (open < 0) {
+                pieces.push({ kind: "template", text: rendered.slice(position) });
+                break;
+            }
+            if (open > position) pieces.push({ kind: "template", text: rendered.slice(position, open) });
+            const closeOfOpen = rendered.indexOf(CLOSE, open);
+            const index = Number(rendered.slice(open + OPEN.length, closeOfOpen));
+            const endMarker = `${OPEN}/${index}${CLOSE}`;
+            const end = rendered.indexOf(endMarker, closeOfOpen);
+            if (closeOfOpen < 0 || !Number.isInteger(index) || end < 0 || !contents[index]) {
+                throw new ChatTemplateError("The chat template altered message text in a way vidllama cannot follow");
+            }
+            const text = rendered.slice(closeOfOpen + CLOSE.length, end);
+            const message = contents[index]!;
+            seen.add(index);
+            if (message.contentTokens && text === message.content) pieces.push({ kind: "tokens", tokens: message.contentTokens });
+            else if (text.length > 0) pieces.push({ kind: "user", text });
+            position = end + endMarker.length;
+        }
+        return pieces;
+    }
+
+    private renderRaw(messages: unknown[], options: RenderOptions): string {
+        try {
+            return this.template.render({
+                messages,
+                add_generation_prompt: options.addGenerationPrompt ?? true,
+                bos_token: options.bosToken ?? "",
+                eos_token: options.eosToken ?? "",
+                ...options.variables,
+            });
+        } catch (err) {
+            throw new ChatTemplateError(`Rendering the chat template failed: ${(err as Error).message}`, { cause: err });
+        }
+    }
+}
+
+export interface RenderOptions {
+    addGenerationPrompt?: boolean;
+    bosToken?: string;
+    eosToken?: string;
+    /** Extra template variables (e.g. `image_token`, `add_system_prompt`). */
+    variables?: Record<string, unknown>;
+}
+
+/**
+ * Turns rendered pieces into token ids: template text is split at special-token strings (each becomes its id),
+ * and the text between special tokens — template text and user text alike — is tokenized in one go without
+ * special-token parsing.
+ */
+export function tokenizePieces(pieces: readonly PromptPiece[], tokenizer: PromptTokenizer): number[] {
+    const specials = tokenizer.specialTokens();
+    const splitter = specialSplitter(specials);
+    const out: number[] = [];
+    let run = "";
+    const flush = () => {
+        if (run.length > 0) out.push(...tokenizer.tokenizeText(run));
+        run = "";
+    };
+    for (const piece of pieces) {
+        if (piece.kind === "user") run += piece.text;
+        else if (piece.kind === "tokens") {
+            flush();
+            out.push(...piece.tokens);
+        } else {
+            let last = 0;
+            for (const match of piece.text.matchAll(splitter)) {
+                run += piece.text.slice(last, match.index);
+                flush();
+                out.push(specials.get(match[0])!);
+                last = match.index! + match[0].length;
+            }
+            run += piece.text.slice(last);
+        }
+    }
+    flush();
+    return out;
+}
+
+const splitterCache = new WeakMap<ReadonlyMap<string, number>, RegExp>();
+
+function specialSplitter(specials: ReadonlyMap<string, number>): RegExp {
+    let re = splitterCache.get(specials);
+    if (!re) {
+        const alternatives = [...specials.keys()]
+            .filter((s) => s.length > 0)
+            .sort((a, b) => b.length - a.length)
+            .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+        re = alternatives.length > 0 ? new RegExp(alternatives.join("|"), "g") : /(?!)/g;
+        splitterCache.set(specials, re);
+    }
+    return re;
+}

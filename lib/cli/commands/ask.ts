@@ -1,0 +1,67 @@
+/**
+ * `vidllama ask -m model.gguf "question"`: one user turn, the answer on stdout (streamed), or JSON with --json.
+ *
+ * @internal
+ * @module
+ */
+import { Command } from "commander";
+import { interruptSignal, reportError } from "../shared.js";
+import { Image } from "../../decode/Image.js";
+import type { PromptPart } from "../../chat/content.js";
+import { addModelFlags, addSamplingFlags, collect, loadModelWithProgress, promptOptionsFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
+
+interface AskFlags extends ModelFlags, SamplingFlags {
+    system?: string;
+    json?: boolean;
+    image: string[];
+}
+
+export function askCommand(): Command {
+    const command = new Command("ask")
+        .description("ask one question and print the answer")
+        .argument("<question>", "the question (one user turn)")
+        .option("-s, --system <text>", "system prompt (without it, no system message is sent)")
+        .option("--image <file>", "an image to ask about (repeatable; needs --mmproj); media come before the question", collect, [])
+        .option("--json", "print { text, tokens, promptTokens, stopReason, timings, media } as JSON instead of streaming text");
+    addModelFlags(command);
+    addSamplingFlags(command);
+    return command.action(async (question: string, flags: AskFlags) => {
+        const interrupt = interruptSignal();
+        try {
+            await using model = await loadModelWithProgress(flags, interrupt.signal);
+            const session = await model.createSession({ systemPrompt: flags.system, contextSize: flags.contextSize, threads: flags.threads });
+            const options = { ...promptOptionsFrom(flags), signal: interrupt.signal };
+            // Media first, then the question, as one user turn.
+            const input: PromptPart[] = [...flags.image.map((path) => Image.fromFile(path)), question];
+            if (flags.json) {
+                const result = await session.prompt(input, options);
+                process.stdout.write(
+                    JSON.stringify({
+                        text: result.text,
+                        tokens: result.tokens,
+                        promptTokens: result.promptTokens,
+                        stopReason: result.stopReason,
+                        timings: result.timings,
+                        ...(result.media.length > 0 ? { media: result.media.map((m) => ({ kind: m.kind, tokens: m.tokens, grid: m.grid, source: m.source })) } : {}),
+                    }) + "\n",
+                );
+            } else {
+                const stream = session.stream(input, options);
+                for await (const chunk of stream) process.stdout.write(chunk);
+                const result = await stream.result;
+                process.stdout.write("\n");
+                if (!flags.quiet && process.stderr.isTTY) {
+                    const t = result.timings;
+                    process.stderr.write(
+                        `[${result.stopReason}] prompt ${result.promptTokens.length} tokens (${t.promptTokensPerSecond.toFixed(1)}/s), ` +
+                            `answer ${result.tokens.length} tokens (${t.tokensPerSecond.toFixed(1)}/s)\n`,
+                    );
+                }
+            }
+        } catch (err) {
+            reportError(err);
+        } finally {
+            interrupt.dispose();
+        }
+    });
+}

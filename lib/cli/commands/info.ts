@@ -1,0 +1,20 @@
+/**
+ * `vidllama info`: what this installation is — native addon, GPU backend, CPU features, devices.
+ *
+ * @internal
+ * @module
+ */
+import { Command } from "commander";
+import { systemInfo } from "../../system.js";
+import { reportError } from "../shared.js";
+
+export function infoCommand(): Command {
+    return new Command("info").description("show the native build, GPU backend and CPU features in use").action(() => {
+        try {
+            const info = systemInfo();
+            process.stdout.write(`vidllama ${info.version}\naddon: ${info.addonPath}\ngpu backend: ${info.gpuBackend}\n${info.details}\n`);
+        } catch (err) {
+            reportError(err);
+        }
+    });
+}

@@ -1,0 +1,171 @@
+/**
+ * The vision projector (mmproj GGUF): loading, its preprocessing settings, and encoding images and video frames
+ * into embeddings for the language model.
+ *
+ * @module
+ */
+import { statSync } from "node:fs";
+import { ModelLoadError } from "../errors.js";
+import { readGguf } from "../gguf/reader.js";
+import { isNativeError } from "../native/errors.js";
+import { native } from "../native/load.js";
+import type { NativeEncodeResult, NativeFrameState, NativeVision, NativeVisionHparams, NativeVisionItem } from "../native/types.js";
+import type { Image } from "../decode/Image.js";
+import { targetSizes, type ResizeBudget } from "../preprocess/resize-rule.js";
+
+/** Options of {@link Model.encode} and {@link Vision.encode}. */
+export interface EncodeOptions {
+    /** Stops encoding (between encoder batches, and inside one on the CPU); the call rejects with the signal's reason. */
+    signal?: AbortSignal;
+}
+
+/** Visual token embeddings of one image. */
+export interface EncodeResult {
+    /** `tokens × width` floats, row by row in raster order of the merged patch grid. */
+    embeddings: Float32Array;
+    /** Number of visual tokens. */
+    tokens: number;
+    /** Floats per token (the language model's embedding size). */
+    width: number;
+    /** Patch grid after merging (`tokens = height × width`). */
+    grid: { height: number; width: number };
+    /** Pixel size the image was resized to. */
+    size: { height: number; width: number };
+}
+
+/** Hyper-parameters and preprocessing settings of a vision projector, all read from its GGUF. */
+export type VisionInfo = Readonly<NativeVisionHparams> & {
+    /** Device running the encoder (e.g. `"CPU"`). */
+    readonly device: string;
+    /** Bytes of weights. */
+    readonly weightsBytes: number;
+};
+
+/** @internal */
+export class VisionProjector {
+    readonly path: string;
+    readonly info: VisionInfo;
+    #native: NativeVision | undefined;
+    #queue: Promise<unknown> = Promise.resolve();
+
+    private constructor(path: string, nativeVision: NativeVision) {
+        this.path = path;
+        this.#native = nativeVision;
+        const i = nativeVision.info();
+        this.info = Object.freeze({ ...nativeVision.hparams(), device: i.device, weightsBytes: i.weightsBytes });
+    }
+
+    static async load(
+        path: string,
+        options: { gpu: boolean; threads?: number; signal?: AbortSignal; onProgress?: (fraction: number) => void },
+    ): Promise<VisionProjector> {
+        await checkProjectorFile(path);
+        const addon = native();
+        const abort = new addon.AbortFlag();
+        const onAbort = () => abort.abort();
+        options.signal?.addEventListener("abort", onAbort, { once: true });
+        try {
+            const nativeVision = await addon.loadVision({ path, useGpu: options.gpu, threads: options.threads ?? 0 }, options.onProgress, abort);
+            return new VisionProjector(path, nativeVision);
+        } catch (err) {
+            if (isNativeError(err, "VL_ABORTED")) throw options.signal?.reason ?? new DOMException("Loading was aborted", "AbortError");
+            if (isNativeError(err)) throw new ModelLoadError(path, "LOAD_FAILED", err.message.replace(`${path}: `, ""), { cause: err });
+            throw err;
+        } finally {
+            options.signal?.removeEventListener("abort", onAbort);
+        }
+    }
+
+    /** The resize budget of one request: patch size, minimum tokens per item and the token budget. */
+    get budget(): ResizeBudget {
+        return { patchSize: this.info.patchSize, minTokens: this.info.imageMinTokens, maxTokens: this.info.imageMaxTokens };
+    }
+
+    /**
+     * Encodes images/frames (one call at a time; calls queue). Aborting rejects with the signal's reason.
+     */
+    encode(
+        items: NativeVisionItem[],
+        options: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; frameState?: NativeFrameState; maxBatchPatches?: number } = {},
+    ): Promise<NativeEncodeResult> {
+        const run = this.#queue.then(async () => {
+            const nativeVision = this.#native;
+            if (!nativeVision) throw new ModelLoadError(this.path, "LOAD_FAILED", "the vision projector was disposed");
+            const addon = native();
+            const abort = new addon.AbortFlag();
+            const onAbort = () => abort.abort();
+            options.signal?.addEventListener("abort", onAbort, { once: true });
+            if (options.signal?.aborted) abort.abort();
+            try {
+                return await nativeVision.encode(
+                    items,
+                    options.maxBatchPatches ? { maxBatchPatches: options.maxBatchPatches } : {},
+                    options.onProgress,
+                    abort,
+                    options.frameState,
+                );
+            } catch (err) {
+                if (isNativeError(err, "VL_ABORTED")) throw options.signal?.reason ?? new DOMException("Encoding was aborted", "AbortError");
+                throw err;
+            } finally {
+                options.signal?.removeEventListener("abort", onAbort);
+            }
+        });
+        this.#queue = run.catch(() => {});
+        return run;
+    }
+
+    /** Encodes one image resized by the rule for a single image (what {@link Model.encode} returns). */
+    async encodeImage(image: Image, signal: AbortSignal | undefined): Promise<EncodeResult> {
+        if (signal?.aborted) throw signal.reason;
+        const decoded = await image.decode();
+        const merge = this.info.imageMergeSize;
+        const [target] = targetSizes([{ height: decoded.height, width: decoded.width, mergeSize: merge }], this.budget);
+        const f = this.info.patchSize * merge;
+        const encoded = await this.encode(
+            [{ rgb: decoded.data, width: decoded.width, height: decoded.height, targetWidth: target!.width, targetHeight: target!.height, merge }],
+            { signal },
+        );
+        return {
+            embeddings: encoded.embeddings.toFloat32Array(),
+            tokens: encoded.counts[0]!,
+            width: encoded.embeddings.width,
+            grid: { height: target!.height / f, width: target!.width / f },
+            size: { height: target!.height, width: target!.width },
+        };
+    }
+
+    /** Compute buffer bytes the encoder has used so far (its largest batch). */
+    computeBytes(): number {
+        return this.#native?.info().computeBytes ?? 0;
+    }
+
+    async dispose(): Promise<void> {
+        await this.#queue.catch(() => {});
+        this.#native?.dispose();
+        this.#native = undefined;
+    }
+}
+
+async function checkProjectorFile(path: string): Promise<void> {
+    try {
+        if (!statSync(path).isFile()) throw new ModelLoadError(path, "NOT_A_FILE", "not a regular file");
+    } catch (err) {
+        if (err instanceof ModelLoadError) throw err;
+        throw new ModelLoadError(path, "NOT_FOUND", "no such file", { cause: err });
+    }
+    let file;
+    try {
+        file = await readGguf(path);
+    } catch (err) {
+        const reason = (err as { reason?: string }).reason;
+        throw new ModelLoadError(path, reason === "NOT_GGUF" ? "NOT_GGUF" : reason === "TRUNCATED" ? "TRUNCATED" : "CORRUPT", (err as Error).message, { cause: err });
+    }
+    if (file.getString("general.architecture") !== "clip") {
+        throw new ModelLoadError(path, "WRONG_KIND", `this is not a vision projector (general.architecture is "${file.getString("general.architecture") ?? "missing"}"); pass the text model as \`model\``);
+    }
+    const projector = file.getString("clip.projector_type");
+    if (projector !== "videollama3") {
+        throw new ModelLoadError(path, "UNSUPPORTED_ARCHITECTURE", `projector type "${projector ?? "missing"}" is not supported (vidllama runs VideoLLaMA3 projectors)`);
+    }
+}

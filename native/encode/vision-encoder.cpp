@@ -1,0 +1,280 @@
+#include "encode/vision-encoder.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "ggml-cpu.h"
+
+namespace vl {
+
+namespace {
+
+constexpr int kGraphSize = 8192;
+
+// x ← LayerNorm(x) * w + b, over the feature dimension
+ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps) {
+    x = ggml_norm(ctx, x, eps);
+    return ggml_add(ctx, ggml_mul(ctx, x, w), b);
+}
+
+ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) {
+    return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);
+}
+
+// GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")), composed from exact ops: ggml_gelu on the
+// CPU reads an f16 lookup table, which would round every activation of the 27 MLPs to half precision.
+ggml_tensor * gelu_tanh(ggml_context * ctx, ggml_tensor * x) {
+    const float sqrt_2_over_pi = 0.7978845608028654f;
+    ggml_tensor * x3 = ggml_mul(ctx, ggml_sqr(ctx, x), x);
+    ggml_tensor * inner = ggml_scale(ctx, ggml_add(ctx, x, ggml_scale(ctx, x3, 0.044715f)), sqrt_2_over_pi);
+    ggml_tensor * t = ggml_scale_bias(ctx, ggml_tanh(ctx, inner), 0.5f, 0.5f); // (1 + tanh) / 2
+    return ggml_mul(ctx, x, t);
+}
+
+} // namespace
+
+struct VisionEncoder::CachedGraph {
+    int32_t batch = 0, grid_h = 0, grid_w = 0, merge = 0, n_keep = -1;
+    ggml_context * ctx = nullptr;
+    ggml_cgraph * gf = nullptr;
+    ggml_tensor * inp = nullptr;
+    ggml_tensor * pos = nullptr;
+    ggml_tensor * keep = nullptr;
+    ggml_tensor * out = nullptr;
+    ~CachedGraph() { if (ctx) ggml_free(ctx); }
+};
+
+VisionEncoder::VisionEncoder(VisionModelPtr model) : model_(std::move(model)) {
+    std::vector<ggml_backend_t> backends{model_->backend()};
+    if (model_->on_gpu()) backends.push_back(model_->backend_cpu());
+    sched_ = ggml_backend_sched_new(backends.data(), nullptr, static_cast<int>(backends.size()), kGraphSize, false, true);
+    if (!sched_) throw Error(ErrorCode::Internal, "could not create the vision scheduler");
+    ggml_backend_cpu_set_abort_callback(model_->backend_cpu(), abort_callback, this);
+}
+
+VisionEncoder::~VisionEncoder() {
+    ggml_backend_cpu_set_abort_callback(model_->backend_cpu(), nullptr, nullptr);
+    cached_.reset();
+    if (sched_) ggml_backend_sched_free(sched_);
+}
+
+bool VisionEncoder::abort_callback(void * data) {
+    auto * self = static_cast<VisionEncoder *>(data);
+    return self->current_abort_ && self->current_abort_->aborted();
+}
+
+size_t VisionEncoder::compute_buffer_bytes() const { return peak_compute_bytes_; }
+
+VisionEncoder::CachedGraph & VisionEncoder::graph_for(int32_t batch, int32_t grid_h, int32_t grid_w, int32_t merge, int32_t n_keep) {
+    if (cached_ && cached_->batch == batch && cached_->grid_h == grid_h && cached_->grid_w == grid_w && cached_->merge == merge &&
+        cached_->n_keep == n_keep) {
+        return *cached_;
+    }
+    cached_.reset();
+    auto g = std::make_unique<CachedGraph>();
+    g->batch = batch;
+    g->grid_h = grid_h;
+    g->grid_w = grid_w;
+    g->merge = merge;
+    g->n_keep = n_keep;
+
+    const VisionHparams & hp = model_->hparams();
+    const VisionWeights & w = model_->weights();
+    const int64_t n = static_cast<int64_t>(grid_h) * grid_w; // patches per item
+    const int64_t tokens = n * batch;
+    const int64_t d = hp.head_dim();
+    const int64_t patch_values = 3LL * hp.patch_size * hp.patch_size;
+
+    ggml_init_params ip{ggml_tensor_overhead() * kGraphSize + ggml_graph_overhead_custom(kGraphSize, false), nullptr, true};
+    g->ctx = ggml_init(ip);
+    ggml_context * ctx = g->ctx;
+    g->gf = ggml_new_graph_custom(ctx, kGraphSize, false);
+
+    g->inp = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, patch_values, tokens);
+    ggml_set_name(g->inp, "inp_patches");
+    ggml_set_input(g->inp);
+    g->pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, tokens * 4);
+    ggml_set_name(g->pos, "inp_pos");
+    ggml_set_input(g->pos);
+
+    // Patch embedding: the conv kernel flattened to (c, py, px) rows is a matrix over pre-cut patches.
+    ggml_tensor * patch_w = ggml_reshape_2d(ctx, w.patch_w, patch_values, hp.hidden);
+    ggml_tensor * x = linear(ctx, g->inp, patch_w, w.patch_b);
+
+    int sections[4] = {static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4)};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    const bool cast_kv = model_->on_gpu(); // GPU flash attention kernels want f16 K/V; the CPU one is exact in f32
+    for (const VisionLayer & L : w.layers) {
+        ggml_tensor * h = layer_norm(ctx, x, L.ln1_w, L.ln1_b, hp.eps);
+        ggml_tensor * q = ggml_reshape_3d(ctx, linear(ctx, h, L.q_w, L.q_b), d, hp.heads, tokens);
+        ggml_tensor * k = ggml_reshape_3d(ctx, linear(ctx, h, L.k_w, L.k_b), d, hp.heads, tokens);
+        ggml_tensor * v = ggml_reshape_3d(ctx, linear(ctx, h, L.v_w, L.v_b), d, hp.heads, tokens);
+        // 2D RoPE: pairs (i, i + d/2); the first half of the pairs turn with the row, the second with the column.
+        q = ggml_rope_multi(ctx, q, g->pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, hp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
+        k = ggml_rope_multi(ctx, k, g->pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, hp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
+        // [d, heads, n·batch] → [d, n, heads, batch]: attention runs within each item of the batch only.
+        q = ggml_permute(ctx, ggml_reshape_4d(ctx, q, d, hp.heads, n, batch), 0, 2, 1, 3);
+        k = ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, hp.heads, n, batch), 0, 2, 1, 3);
+        v = ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, hp.heads, n, batch), 0, 2, 1, 3);
+        if (cast_kv) {
+            k = ggml_cast(ctx, k, GGML_TYPE_F16);
+            v = ggml_cast(ctx, v, GGML_TYPE_F16);
+        } else {
+            k = ggml_cont(ctx, k);
+            v = ggml_cont(ctx, v);
+        }
+        ggml_tensor * attn = ggml_flash_attn_ext(ctx, q, k, v, nullptr, scale, 0.0f, 0.0f);
+        ggml_prec_set_acc(attn, GGML_PREC_F32);
+        attn = ggml_reshape_2d(ctx, attn, d * hp.heads, tokens); // result is [d, heads, n, batch]
+        x = ggml_add(ctx, x, linear(ctx, attn, L.o_w, L.o_b));
+
+        h = layer_norm(ctx, x, L.ln2_w, L.ln2_b, hp.eps);
+        h = linear(ctx, h, L.up_w, L.up_b);
+        h = hp.vision_act == "gelu" ? ggml_gelu_erf(ctx, h) : gelu_tanh(ctx, h);
+        x = ggml_add(ctx, x, linear(ctx, h, L.down_w, L.down_b));
+    }
+    x = layer_norm(ctx, x, w.post_ln_w, w.post_ln_b, hp.eps);
+
+    // m×m merge: in merge-block order the m² patches of a block are consecutive rows, so the bilinear down-sample by
+    // m (which for m ≤ 2 equals the block mean) is the mean of each group of m² rows; blocks come out in raster order.
+    if (merge > 1) {
+        const int64_t group = static_cast<int64_t>(merge) * merge;
+        const int64_t merged = tokens / group;
+        ggml_tensor * sum = nullptr;
+        for (int64_t j = 0; j < group; j++) {
+            ggml_tensor * view = ggml_view_2d(ctx, x, hp.hidden, merged, x->nb[1] * group, x->nb[1] * j);
+            sum = sum ? ggml_add(ctx, sum, view) : ggml_cont(ctx, view);
+        }
+        x = ggml_scale(ctx, sum, 1.0f / static_cast<float>(group));
+    }
+    if (n_keep >= 0) {
+        g->keep = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_keep);
+        ggml_set_name(g->keep, "inp_keep");
+        ggml_set_input(g->keep);
+        x = ggml_get_rows(ctx, x, g->keep); // pruned tokens skip the projector
+    }
+    x = linear(ctx, x, w.mm0_w, w.mm0_b);
+    x = ggml_gelu_erf(ctx, x);
+    x = linear(ctx, x, w.mm2_w, w.mm2_b);
+    ggml_set_name(x, "vision_out");
+    ggml_set_output(x);
+    g->out = x;
+    ggml_build_forward_expand(g->gf, x);
+
+    cached_ = std::move(g);
+    return *cached_;
+}
+
+void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, std::vector<float> & out, const AbortFlagPtr & abort) {
+    const VisionHparams & hp = model_->hparams();
+    const VisionItem & first = *batch.front();
+    const int32_t b = static_cast<int32_t>(batch.size());
+    bool keep_all = true;
+    for (const VisionItem * item : batch) keep_all = keep_all && item->keep_all;
+    std::vector<int32_t> keep;
+    if (!keep_all) {
+        const int32_t per_item = first.n_merged();
+        for (int32_t i = 0; i < b; i++) {
+            const VisionItem & item = *batch[i];
+            if (item.keep_all) {
+                for (int32_t t = 0; t < per_item; t++) keep.push_back(i * per_item + t);
+            } else {
+                for (int32_t t : item.keep) keep.push_back(i * per_item + t);
+            }
+        }
+    }
+    CachedGraph & g = graph_for(b, first.grid_h, first.grid_w, first.merge, keep_all ? -1 : static_cast<int32_t>(keep.size()));
+
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, g.gf)) {
+        cached_.reset();
+        throw Error(ErrorCode::Internal, "could not allocate the vision encoder's compute buffers (out of memory?)");
+    }
+    for (int i = 0; i < ggml_backend_sched_get_n_backends(sched_); i++) {
+        peak_compute_bytes_ = std::max(peak_compute_bytes_, ggml_backend_sched_get_buffer_size(sched_, ggml_backend_sched_get_backend(sched_, i)));
+    }
+
+    // Inputs: patches of every item back to back; positions as 4 planes [h…][w…][h…][w…] (planes 2-3 repeat 0-1).
+    const int64_t n = first.n_patches();
+    const size_t row_bytes = sizeof(float) * 3 * hp.patch_size * hp.patch_size;
+    for (int32_t i = 0; i < b; i++) ggml_backend_tensor_set(g.inp, batch[i]->patches, row_bytes * n * i, row_bytes * n);
+    const int64_t tokens = n * b;
+    std::vector<int32_t> pos(tokens * 4);
+    const int32_t m = first.merge;
+    int64_t r = 0;
+    for (int32_t bh = 0; bh < first.grid_h / m; bh++) {
+        for (int32_t bw = 0; bw < first.grid_w / m; bw++) {
+            for (int32_t mh = 0; mh < m; mh++) {
+                for (int32_t mw = 0; mw < m; mw++, r++) {
+                    pos[r] = bh * m + mh;
+                    pos[tokens + r] = bw * m + mw;
+                }
+            }
+        }
+    }
+    for (int32_t i = 1; i < b; i++) {
+        std::memcpy(pos.data() + i * n, pos.data(), sizeof(int32_t) * n);
+        std::memcpy(pos.data() + tokens + i * n, pos.data() + tokens, sizeof(int32_t) * n);
+    }
+    std::memcpy(pos.data() + 2 * tokens, pos.data(), sizeof(int32_t) * 2 * tokens);
+    ggml_backend_tensor_set(g.pos, pos.data(), 0, ggml_nbytes(g.pos));
+    if (g.keep) ggml_backend_tensor_set(g.keep, keep.data(), 0, ggml_nbytes(g.keep));
+
+    current_abort_ = abort;
+    const ggml_status status = ggml_backend_sched_graph_compute(sched_, g.gf);
+    current_abort_.reset();
+    if (status == GGML_STATUS_ABORTED || (abort && abort->aborted())) throw Error(ErrorCode::Aborted, "vision encoding aborted");
+    if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "the vision encoder's graph failed to compute (status " + std::to_string(status) + ")");
+
+    const size_t old = out.size();
+    out.resize(old + ggml_nelements(g.out));
+    ggml_backend_tensor_get(g.out, out.data() + old, 0, ggml_nbytes(g.out));
+}
+
+std::vector<int32_t> VisionEncoder::encode(const std::vector<VisionItem> & items, std::vector<float> & out, const AbortFlagPtr & abort,
+                                           const VisionEncodeProgressFn & progress, const VisionEncodeOptions & options) {
+    const VisionHparams & hp = model_->hparams();
+    std::vector<int32_t> counts;
+    for (const VisionItem & item : items) {
+        if (!item.patches) throw Error(ErrorCode::InvalidArgument, "vision item without patches");
+        if (item.grid_h <= 0 || item.grid_w <= 0 || item.merge <= 0 || item.grid_h % item.merge || item.grid_w % item.merge) {
+            throw Error(ErrorCode::InvalidArgument, "patch grid " + std::to_string(item.grid_h) + "x" + std::to_string(item.grid_w) +
+                                                        " is not a positive multiple of the merge size " + std::to_string(item.merge));
+        }
+        if (!item.keep_all) {
+            int32_t previous = -1;
+            for (int32_t t : item.keep) {
+                if (t <= previous || t >= item.n_merged()) throw Error(ErrorCode::InvalidArgument, "kept token indices must be ascending and in range");
+                previous = t;
+            }
+        }
+        counts.push_back(item.n_out());
+    }
+    const size_t proj = static_cast<size_t>(hp.proj_dim);
+    size_t total_out = 0;
+    for (int32_t c : counts) total_out += static_cast<size_t>(c) * proj;
+    out.reserve(out.size() + total_out);
+
+    size_t i = 0;
+    while (i < items.size()) {
+        if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
+        std::vector<const VisionItem *> batch{&items[i]};
+        int64_t patches = items[i].n_patches();
+        while (i + batch.size() < items.size()) {
+            const VisionItem & next = items[i + batch.size()];
+            if (next.grid_h != items[i].grid_h || next.grid_w != items[i].grid_w || next.merge != items[i].merge) break;
+            if (patches + next.n_patches() > options.max_batch_patches) break;
+            batch.push_back(&next);
+            patches += next.n_patches();
+        }
+        encode_batch(batch, out, abort);
+        i += batch.size();
+        if (progress) progress(static_cast<int32_t>(i), static_cast<int32_t>(items.size()));
+    }
+    return counts;
+}
+
+} // namespace vl

@@ -1,0 +1,70 @@
+// Runs the vision tower on preprocessed images and video frames: NaViT encoder with 2D RoPE and attention strictly
+// within each image/frame, post-layernorm, m×m mean merge (video), optional token selection (DiffFP keeps), projector.
+//
+// Items of the same patch grid and merge size are encoded together as a batch (attention stays per item: the batch
+// is a separate dimension, never mixed). The scheduler's compute buffers are reused across calls, and the last graph
+// is kept and reused when the next batch has the same shape.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "common/abort.h"
+#include "encode/vision-model.h"
+
+namespace vl {
+
+struct VisionItem {
+    const float * patches = nullptr; // grid_h*grid_w rows of 3·p·p normalized values, merge-block order
+    int32_t grid_h = 0;              // in patches
+    int32_t grid_w = 0;
+    int32_t merge = 1;               // 1 for images, the video merge size for frames
+    // Merged tokens to keep (ascending indices into this item's (grid_h/merge)*(grid_w/merge) tokens); empty = all.
+    std::vector<int32_t> keep;
+    bool keep_all = true;
+
+    int32_t n_patches() const { return grid_h * grid_w; }
+    int32_t n_merged() const { return (grid_h / merge) * (grid_w / merge); }
+    int32_t n_out() const { return keep_all ? n_merged() : static_cast<int32_t>(keep.size()); }
+};
+
+struct VisionEncodeOptions {
+    // Upper bound on patches per batch (a single larger image is still encoded alone). Bounds compute memory.
+    int32_t max_batch_patches = 4096;
+};
+
+// (items done, items total)
+using VisionEncodeProgressFn = std::function<void(int32_t, int32_t)>;
+
+class VisionEncoder {
+  public:
+    explicit VisionEncoder(VisionModelPtr model);
+    ~VisionEncoder();
+    VisionEncoder(const VisionEncoder &) = delete;
+    VisionEncoder & operator=(const VisionEncoder &) = delete;
+
+    // Appends n_out × proj_dim floats per item to `out`, in item order. Checks `abort` between batches and inside
+    // a batch (CPU); throws vl::Error(Aborted) with `out` holding only whole items. Returns tokens per item.
+    std::vector<int32_t> encode(const std::vector<VisionItem> & items, std::vector<float> & out, const AbortFlagPtr & abort,
+                                const VisionEncodeProgressFn & progress = nullptr, const VisionEncodeOptions & options = {});
+
+    const VisionModelPtr & model() const { return model_; }
+    // Largest compute buffer the scheduler has allocated so far, in bytes (for memory reporting).
+    size_t compute_buffer_bytes() const;
+
+  private:
+    struct CachedGraph;
+    void encode_batch(const std::vector<const VisionItem *> & batch, std::vector<float> & out, const AbortFlagPtr & abort);
+    CachedGraph & graph_for(int32_t batch, int32_t grid_h, int32_t grid_w, int32_t merge, int32_t n_keep);
+    static bool abort_callback(void * data);
+
+    VisionModelPtr model_;
+    ggml_backend_sched_t sched_ = nullptr;
+    std::unique_ptr<CachedGraph> cached_;
+    AbortFlagPtr current_abort_;
+    size_t peak_compute_bytes_ = 0;
+};
+
+} // namespace vl

@@ -1,0 +1,277 @@
+#include "encode/vision-model.h"
+
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "ggml-alloc.h"
+#include "ggml-cpu.h"
+#include "gguf.h"
+#include "llm/backend.h"
+
+namespace vl {
+
+namespace {
+
+struct GgufFree {
+    void operator()(gguf_context * g) const { gguf_free(g); }
+};
+
+struct FileClose {
+    void operator()(FILE * f) const { if (f) std::fclose(f); }
+};
+
+// Typed access to the mmproj's keys; every failure names the file and the key.
+class KeyReader {
+  public:
+    KeyReader(const gguf_context * g, const std::string & path) : g_(g), path_(path) {}
+
+    bool has(const char * key) const { return gguf_find_key(g_, key) >= 0; }
+
+    uint32_t u32(const char * key) const {
+        const int64_t id = require(key);
+        switch (gguf_get_kv_type(g_, id)) {
+            case GGUF_TYPE_UINT32: return gguf_get_val_u32(g_, id);
+            case GGUF_TYPE_INT32: {
+                const int32_t v = gguf_get_val_i32(g_, id);
+                if (v < 0) fail(key, "must not be negative");
+                return static_cast<uint32_t>(v);
+            }
+            case GGUF_TYPE_UINT64: return static_cast<uint32_t>(gguf_get_val_u64(g_, id));
+            default: fail(key, "must be an unsigned integer");
+        }
+    }
+    uint32_t u32(const char * key, uint32_t fallback) const { return has(key) ? u32(key) : fallback; }
+
+    float f32(const char * key) const {
+        const int64_t id = require(key);
+        switch (gguf_get_kv_type(g_, id)) {
+            case GGUF_TYPE_FLOAT32: return gguf_get_val_f32(g_, id);
+            case GGUF_TYPE_FLOAT64: return static_cast<float>(gguf_get_val_f64(g_, id));
+            default: fail(key, "must be a float");
+        }
+    }
+    float f32(const char * key, float fallback) const { return has(key) ? f32(key) : fallback; }
+
+    bool boolean(const char * key, bool fallback) const {
+        if (!has(key)) return fallback;
+        const int64_t id = require(key);
+        if (gguf_get_kv_type(g_, id) != GGUF_TYPE_BOOL) fail(key, "must be a boolean");
+        return gguf_get_val_bool(g_, id);
+    }
+
+    std::string str(const char * key) const {
+        const int64_t id = require(key);
+        if (gguf_get_kv_type(g_, id) != GGUF_TYPE_STRING) fail(key, "must be a string");
+        return gguf_get_val_str(g_, id);
+    }
+    std::string str(const char * key, const std::string & fallback) const { return has(key) ? str(key) : fallback; }
+
+    std::array<float, 3> f32x3(const char * key) const {
+        const int64_t id = require(key);
+        if (gguf_get_kv_type(g_, id) != GGUF_TYPE_ARRAY || gguf_get_arr_type(g_, id) != GGUF_TYPE_FLOAT32 || gguf_get_arr_n(g_, id) != 3) {
+            fail(key, "must be an array of 3 floats");
+        }
+        std::array<float, 3> out{};
+        std::memcpy(out.data(), gguf_get_arr_data(g_, id), sizeof(float) * 3);
+        return out;
+    }
+
+  private:
+    int64_t require(const char * key) const {
+        const int64_t id = gguf_find_key(g_, key);
+        if (id < 0) throw Error(ErrorCode::ModelLoad, path_ + ": missing key " + key);
+        return id;
+    }
+    [[noreturn]] void fail(const char * key, const char * what) const {
+        throw Error(ErrorCode::ModelLoad, path_ + ": key " + key + " " + what);
+    }
+
+    const gguf_context * g_;
+    const std::string & path_;
+};
+
+std::string shape_str(const ggml_tensor * t) {
+    std::string s = "[";
+    for (int i = 0; i < ggml_n_dims(t); i++) s += (i ? ", " : "") + std::to_string(t->ne[i]);
+    return s + "]";
+}
+
+} // namespace
+
+std::shared_ptr<VisionModel> VisionModel::load(const VisionModelParams & params, const VisionProgressFn & progress, const AbortFlagPtr & abort) {
+    backend_init();
+    LogCapture capture;
+    std::shared_ptr<VisionModel> model(new VisionModel());
+    model->path_ = params.path;
+    const std::string & path = model->path_;
+
+    ggml_context * meta = nullptr;
+    gguf_init_params gp{/*no_alloc=*/true, &meta};
+    std::unique_ptr<gguf_context, GgufFree> g(gguf_init_from_file(path.c_str(), gp));
+    if (!g) {
+        std::string reason = capture.summary();
+        throw Error(ErrorCode::ModelLoad, path + ": not a readable GGUF file" + (reason.empty() ? "" : " (" + reason + ")"));
+    }
+    model->ctx_meta_ = meta;
+
+    // ---- hyper-parameters ----
+    KeyReader keys(g.get(), path);
+    const std::string arch = keys.str("general.architecture", "");
+    const std::string projector = keys.str("clip.projector_type", "");
+    if (arch != "clip" || projector != "videollama3") {
+        throw Error(ErrorCode::ModelLoad, path + ": not a VideoLLaMA3 vision projector (general.architecture='" + arch +
+                                              "', clip.projector_type='" + projector + "')");
+    }
+    VisionHparams & hp = model->hparams_;
+    hp.hidden = static_cast<int32_t>(keys.u32("clip.vision.embedding_length"));
+    hp.ffn = static_cast<int32_t>(keys.u32("clip.vision.feed_forward_length"));
+    hp.layers = static_cast<int32_t>(keys.u32("clip.vision.block_count"));
+    hp.heads = static_cast<int32_t>(keys.u32("clip.vision.attention.head_count"));
+    hp.eps = keys.f32("clip.vision.attention.layer_norm_epsilon");
+    hp.patch_size = static_cast<int32_t>(keys.u32("clip.vision.patch_size"));
+    hp.proj_dim = static_cast<int32_t>(keys.u32("clip.vision.projection_dim"));
+    hp.mean = keys.f32x3("clip.vision.image_mean");
+    hp.std = keys.f32x3("clip.vision.image_std");
+    hp.rope_theta = keys.f32("videollama3.vision.rope.freq_base", 10000.0f);
+    hp.vision_act = keys.str("videollama3.vision.hidden_act", "gelu_pytorch_tanh");
+    hp.projector_type = keys.str("videollama3.projector.type", "mlp2x_gelu");
+    hp.image_merge = static_cast<int32_t>(keys.u32("videollama3.image.merge_size", 1));
+    hp.video_merge = static_cast<int32_t>(keys.u32("videollama3.video.merge_size", 2));
+    hp.image_min_tokens = static_cast<int32_t>(keys.u32("videollama3.image.min_tokens", 16));
+    hp.image_max_tokens = static_cast<int32_t>(keys.u32("videollama3.image.max_tokens", 16384));
+    hp.rescale = keys.f32("videollama3.image.rescale_factor", 1.0f / 255.0f);
+    hp.resample = keys.str("videollama3.image.resample", "bicubic");
+    hp.video_fps = keys.f32("videollama3.video.fps", 1.0f);
+    hp.video_max_frames = static_cast<int32_t>(keys.u32("videollama3.video.max_frames", 180));
+    hp.token_compression = keys.boolean("videollama3.video.token_compression", true);
+    hp.diff_threshold = keys.f32("videollama3.video.diff_threshold", 0.1f);
+    hp.min_tokens_per_frame = static_cast<int32_t>(keys.u32("videollama3.video.min_tokens_per_frame", 1));
+    hp.image_token_id = static_cast<int32_t>(keys.u32("videollama3.image_token_id", 151665));
+
+    auto bad = [&](const std::string & what) { throw Error(ErrorCode::ModelLoad, path + ": " + what); };
+    if (hp.hidden <= 0 || hp.heads <= 0 || hp.hidden % hp.heads != 0) bad("embedding_length must be a positive multiple of head_count");
+    if (hp.head_dim() % 4 != 0) bad("the 2D RoPE needs a head size divisible by 4, got " + std::to_string(hp.head_dim()));
+    if (hp.layers <= 0 || hp.layers > 1000 || hp.ffn <= 0 || hp.proj_dim <= 0) bad("implausible sizes");
+    if (hp.patch_size <= 0 || hp.patch_size > 1024) bad("implausible patch_size");
+    if (hp.image_merge < 1 || hp.video_merge < 1 || hp.image_merge > 8 || hp.video_merge > 8) bad("merge sizes must be 1..8");
+    if (hp.vision_act != "gelu_pytorch_tanh" && hp.vision_act != "gelu") bad("unsupported vision activation '" + hp.vision_act + "'");
+    if (hp.projector_type != "mlp2x_gelu") bad("unsupported projector type '" + hp.projector_type + "'");
+    for (int c = 0; c < 3; c++) if (!(hp.std[c] > 0.0f)) bad("image_std must be positive");
+
+    // ---- tensors ----
+    auto tensor = [&](const std::string & name, std::initializer_list<int64_t> shape) -> ggml_tensor * {
+        ggml_tensor * t = ggml_get_tensor(meta, name.c_str());
+        if (!t) bad("missing tensor " + name);
+        size_t i = 0;
+        bool ok = static_cast<int>(shape.size()) == std::max(ggml_n_dims(t), 1);
+        for (int64_t ne : shape) ok = ok && t->ne[i++] == ne;
+        if (!ok) {
+            std::string want = "[";
+            i = 0;
+            for (int64_t ne : shape) want += (i++ ? ", " : "") + std::to_string(ne);
+            bad("tensor " + name + " has shape " + shape_str(t) + ", expected " + want + "]");
+        }
+        return t;
+    };
+    const int64_t H = hp.hidden, F = hp.ffn, P = hp.patch_size, D = hp.proj_dim;
+    VisionWeights & w = model->weights_;
+    w.patch_w = tensor("v.patch_embd.weight", {P, P, 3, H});
+    w.patch_b = tensor("v.patch_embd.bias", {H});
+    w.layers.resize(hp.layers);
+    for (int il = 0; il < hp.layers; il++) {
+        const std::string p = "v.blk." + std::to_string(il) + ".";
+        VisionLayer & L = w.layers[il];
+        L.ln1_w = tensor(p + "ln1.weight", {H});
+        L.ln1_b = tensor(p + "ln1.bias", {H});
+        L.q_w = tensor(p + "attn_q.weight", {H, H});
+        L.q_b = tensor(p + "attn_q.bias", {H});
+        L.k_w = tensor(p + "attn_k.weight", {H, H});
+        L.k_b = tensor(p + "attn_k.bias", {H});
+        L.v_w = tensor(p + "attn_v.weight", {H, H});
+        L.v_b = tensor(p + "attn_v.bias", {H});
+        L.o_w = tensor(p + "attn_out.weight", {H, H});
+        L.o_b = tensor(p + "attn_out.bias", {H});
+        L.ln2_w = tensor(p + "ln2.weight", {H});
+        L.ln2_b = tensor(p + "ln2.bias", {H});
+        L.up_w = tensor(p + "ffn_up.weight", {H, F});
+        L.up_b = tensor(p + "ffn_up.bias", {F});
+        L.down_w = tensor(p + "ffn_down.weight", {F, H});
+        L.down_b = tensor(p + "ffn_down.bias", {H});
+    }
+    w.post_ln_w = tensor("v.post_ln.weight", {H});
+    w.post_ln_b = tensor("v.post_ln.bias", {H});
+    w.mm0_w = tensor("mm.0.weight", {H, D});
+    w.mm0_b = tensor("mm.0.bias", {D});
+    w.mm2_w = tensor("mm.2.weight", {D, D});
+    w.mm2_b = tensor("mm.2.bias", {D});
+    // Vectors are added/multiplied element-wise in f32.
+    for (ggml_tensor * t = ggml_get_first_tensor(meta); t; t = ggml_get_next_tensor(meta, t)) {
+        if (ggml_n_dims(t) == 1 && t->type != GGML_TYPE_F32) bad(std::string("tensor ") + t->name + " must be f32");
+    }
+
+    // ---- backends ----
+    model->n_threads_ = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
+    model->backend_cpu_ = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    if (!model->backend_cpu_) throw Error(ErrorCode::Internal, "no CPU backend");
+    ggml_backend_cpu_set_n_threads(model->backend_cpu_, model->n_threads_);
+    model->backend_ = model->backend_cpu_;
+    if (params.use_gpu) {
+        if (ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU)) {
+            if (ggml_backend_t gpu = ggml_backend_dev_init(dev, nullptr)) model->backend_ = gpu;
+        }
+    }
+
+    // ---- weights ----
+    model->buffer_ = ggml_backend_alloc_ctx_tensors(meta, model->backend_);
+    if (!model->buffer_) throw Error(ErrorCode::ModelLoad, path + ": could not allocate memory for the vision weights");
+    ggml_backend_buffer_set_usage(model->buffer_, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+
+    std::unique_ptr<FILE, FileClose> f(std::fopen(path.c_str(), "rb"));
+    if (!f) throw Error(ErrorCode::Io, "cannot open " + path);
+    const size_t data_offset = gguf_get_data_offset(g.get());
+    const int64_t n_tensors = gguf_get_n_tensors(g.get());
+    size_t total = 0, done = 0;
+    for (int64_t i = 0; i < n_tensors; i++) total += gguf_get_tensor_size(g.get(), i);
+    const bool host = ggml_backend_buffer_is_host(model->buffer_);
+    std::vector<uint8_t> staging;
+    for (int64_t i = 0; i < n_tensors; i++) {
+        if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision projector load aborted");
+        const char * name = gguf_get_tensor_name(g.get(), i);
+        ggml_tensor * t = ggml_get_tensor(meta, name);
+        const size_t nbytes = ggml_nbytes(t);
+        if (nbytes != gguf_get_tensor_size(g.get(), i)) bad(std::string("tensor ") + name + " has an inconsistent size");
+        const size_t offset = data_offset + gguf_get_tensor_offset(g.get(), i);
+#ifdef _WIN32
+        const int seek = _fseeki64(f.get(), static_cast<__int64>(offset), SEEK_SET);
+#else
+        const int seek = fseeko(f.get(), static_cast<off_t>(offset), SEEK_SET);
+#endif
+        if (seek != 0) bad(std::string("cannot seek to tensor ") + name);
+        void * dst = t->data;
+        if (!host) {
+            staging.resize(nbytes);
+            dst = staging.data();
+        }
+        if (std::fread(dst, 1, nbytes, f.get()) != nbytes) bad(std::string("file is truncated inside tensor ") + name);
+        if (!host) ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
+        done += nbytes;
+        if (progress) progress(total ? static_cast<float>(done) / static_cast<float>(total) : 1.0f);
+    }
+    return model;
+}
+
+VisionModel::~VisionModel() {
+    if (buffer_) ggml_backend_buffer_free(buffer_);
+    if (ctx_meta_) ggml_free(ctx_meta_);
+    if (backend_ && backend_ != backend_cpu_) ggml_backend_free(backend_);
+    if (backend_cpu_) ggml_backend_free(backend_cpu_);
+}
+
+size_t VisionModel::weights_bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
+
+std::string VisionModel::device_name() const { return backend_ ? ggml_backend_name(backend_) : "none"; }
+
+} // namespace vl
