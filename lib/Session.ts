@@ -5,10 +5,12 @@
  */
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { toContentParts, type ContentPart, type PromptInput } from "./chat/content.js";
-import { evaluatePlan, imageHash, ImageProducer, minimumPlanLength, type CacheItem, type PlanSegment } from "./chat/plan.js";
+import { checkPrune, toContentParts, type ContentPart, type PromptInput, type PruneOption } from "./chat/content.js";
+import { evaluatePlan, imageHash, ImageProducer, minimumPlanLength, VideoProducer, type CacheItem, type FrameReport, type PlanSegment, type VideoProgress } from "./chat/plan.js";
 import { ChatTemplate, tokenizePieces, type TemplateContentItem, type TemplateMessage } from "./chat/template.js";
 import { Image } from "./decode/Image.js";
+import { Video } from "./decode/Video.js";
+import type { VisionInfo } from "./encode/vision.js";
 import { targetSizes } from "./preprocess/resize-rule.js";
 import {
     ChatTemplateError,
@@ -87,17 +89,30 @@ export interface PromptOptions extends SamplingOptions {
     onToken?: (chunk: { token: number; text: string }) => void;
     /** Called after each batch of prompt tokens is evaluated. */
     onPromptProgress?: (progress: { evaluated: number; total: number }) => void;
+    /**
+     * Differential Frame Pruning for the videos of this prompt (a video part's own `prune` wins). Defaults to the
+     * projector's settings (VideoLLaMA3: on, threshold 0.1, at least 1 token per frame).
+     */
+    prune?: PruneOption;
+    /** Progress of each video of the prompt: frames decoded and encoded, visual tokens kept. */
+    onMediaProgress?: (progress: { media: number; kind: "video" } & VideoProgress) => void;
 }
 
 const PROMPT_OPTIONS = [
-    "maxTokens", "stop", "signal", "onToken", "onPromptProgress",
+    "maxTokens", "stop", "signal", "onToken", "onPromptProgress", "prune", "onMediaProgress",
     "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN", "frequencyPenalty", "presencePenalty", "seed",
 ] as const;
 
 /** Timings of one prompt, in milliseconds. */
 export interface PromptTimings {
-    /** Evaluating the new prompt tokens (and sampling the first answer token). */
+    /** The whole prompt phase: decoding and encoding media, evaluating the new prompt tokens, sampling the first answer token. */
     promptMs: number;
+    /** Within the prompt phase: waiting for video frames from the decoder. */
+    decodeMs: number;
+    /** Within the prompt phase: running the vision encoder (preprocessing, pruning, encoder, projector). */
+    encodeMs: number;
+    /** Within the prompt phase: the language model evaluating prompt tokens and visual embeddings. */
+    prefillMs: number;
     /** Generating the rest of the answer. */
     generationMs: number;
     totalMs: number;
@@ -124,16 +139,31 @@ export interface PromptResult {
     media: MediaUsage[];
 }
 
-/** How an image of a prompt was turned into visual tokens. */
-export interface MediaUsage {
-    kind: "image";
-    /** Visual tokens (and `<image>` placeholders) the image became. */
-    tokens: number;
-    /** The patch grid after the resize rule (tokens = height × width / merge²). */
-    grid: { height: number; width: number };
-    /** Where the image came from (a path, `<Buffer N bytes>`, ...). */
-    source: string;
-}
+/** How an image or a video of a prompt was turned into visual tokens. */
+export type MediaUsage =
+    | {
+          kind: "image";
+          /** Visual tokens (and `<image>` placeholders) the image became. */
+          tokens: number;
+          /** The merged token grid after the resize rule (tokens = height × width). */
+          grid: { height: number; width: number };
+          /** Where the image came from (a path, `<Buffer N bytes>`, ...). */
+          source: string;
+      }
+    | {
+          kind: "video";
+          /** Visual tokens of all frames before pruning. */
+          tokens: number;
+          /** Visual tokens fed to the language model. */
+          keptTokens: number;
+          /** Each sampled frame: timestamp, tokens before and after pruning. */
+          frames: FrameReport[];
+          /** The merged token grid of one frame. */
+          grid: { height: number; width: number };
+          source: string;
+          /** Decoding problems that did not stop the prompt (e.g. a truncated file). */
+          warnings: string[];
+      };
 
 /** The async iterator returned by {@link Session.stream}; `result` settles when generation ends. */
 export interface PromptStream extends AsyncIterable<string> {
@@ -165,6 +195,8 @@ export class Session {
     #epoch = 0;
     #disposed = false;
     #disposeListeners: Array<() => void> = [];
+    /** Videos this session opened from paths/URLs given in prompts. */
+    #openedVideos = new Map<string, Video>();
 
     private constructor(model: Model, context: NativeContext, template: ChatTemplate, systemPrompt: string | undefined) {
         const info = context.info();
@@ -239,7 +271,11 @@ export class Session {
 
     /** A copy of the conversation so far (without the system prompt). */
     get history(): ChatMessage[] {
-        return this.#history.map((m) => ({ ...m, ...(m.tokens ? { tokens: [...m.tokens] } : {}) }));
+        return this.#history.map((m) => ({
+            ...m,
+            content: typeof m.content === "string" ? m.content : m.content.map((p) => ({ ...p })),
+            ...(m.tokens ? { tokens: [...m.tokens] } : {}),
+        }));
     }
 
     /** Replaces the conversation. The KV cache is reused up to where the new conversation differs. */
@@ -398,6 +434,8 @@ export class Session {
         await this.#queue.catch(() => {});
         this.#context?.dispose();
         this.#context = undefined;
+        await Promise.all([...this.#openedVideos.values()].map((v) => v.close()));
+        this.#openedVideos.clear();
         for (const listener of this.#disposeListeners) listener();
     }
 
@@ -448,35 +486,60 @@ export class Session {
             signal: optionalSignal("signal", options.signal),
             onToken: optionalFunction<(chunk: { token: number; text: string }) => void>("onToken", options.onToken),
             onPromptProgress: optionalFunction<(p: { evaluated: number; total: number }) => void>("onPromptProgress", options.onPromptProgress),
+            prune: options.prune === undefined ? undefined : checkPrune(options.prune, "prune"),
+            onMediaProgress: optionalFunction<NonNullable<PromptOptions["onMediaProgress"]>>("onMediaProgress", options.onMediaProgress),
             sampling: resolveSamplingOptions(options),
         };
     }
 
     /**
-     * The whole conversation plus a new user turn as a plan: text token ids and visual slots. Media are decoded and
-     * sized here (the resize budget is shared by every image of the conversation, as the reference processor does).
+     * The whole conversation plus a new user turn as a plan: text token ids and visual slots. Media are decoded (images)
+     * or planned (videos: frame count and timestamps) and sized here; the resize budget is shared by every image and
+     * video frame of the conversation, as the reference processor shares it within a request.
      */
-    async #buildPlan(messages: readonly ChatMessage[]): Promise<{ segments: PlanSegment[]; media: Map<Image, ImageProducer> }> {
-        const images: Image[] = [];
-        for (const m of messages) if (typeof m.content !== "string") for (const p of m.content) if (p.type === "image") images.push(p.image);
-        const producers = new Map<Image, ImageProducer>();
+    async #buildPlan(messages: readonly ChatMessage[], options: ResolvedPromptOptions): Promise<{ segments: PlanSegment[]; producers: Map<ContentPart, ImageProducer | VideoProducer> }> {
+        const media: Array<Extract<ContentPart, { type: "image" | "video" }>> = [];
+        for (const m of messages) if (typeof m.content !== "string") for (const p of m.content) if (p.type !== "text") media.push(p);
+        const producers = new Map<ContentPart, ImageProducer | VideoProducer>();
         const vision = this.#model.vision;
-        if (images.length > 0) {
+        if (media.length > 0) {
             if (!vision) {
-                throw new InvalidOptionError("prompt", "text only", images[0], `${basename(this.#model.path)} was loaded without a vision projector; pass mmproj to loadModel`);
+                throw new InvalidOptionError("prompt", "text only", undefined, `${basename(this.#model.path)} was loaded without a vision projector; pass mmproj to loadModel`);
             }
-            const decoded = await Promise.all(images.map((image) => image.decode()));
-            const hashes = await Promise.all(images.map((image) => imageHash(image)));
-            const merge = vision.info.imageMergeSize;
-            const sizes = targetSizes(decoded.map((d) => ({ height: d.height, width: d.width, mergeSize: merge })), vision.budget);
-            images.forEach((image, i) => {
-                if (!producers.has(image)) producers.set(image, new ImageProducer(vision, image, hashes[i]!, sizes[i]!, merge));
+            const hp = vision.info;
+            // Videos given as a path/URL are opened once per session with the projector's sampling defaults.
+            for (const part of media) {
+                if (part.type === "video" && !(part.video instanceof Video)) part.video = await this.#openVideo(part.video, options.signal);
+            }
+            const described = await Promise.all(
+                media.map(async (part) => {
+                    if (part.type === "image") {
+                        const d = await part.image.decode();
+                        return { part, height: d.height, width: d.width, frames: 1, mergeSize: hp.imageMergeSize, hash: await imageHash(part.image) };
+                    }
+                    const video = part.video as Video;
+                    const plan = await video.plan(options.signal ? { signal: options.signal } : {});
+                    return { part, height: video.height, width: video.width, frames: plan.count, mergeSize: hp.videoMergeSize, plan, video };
+                }),
+            );
+            const sizes = targetSizes(described.map(({ height, width, frames, mergeSize }) => ({ height, width, frames, mergeSize })), vision.budget);
+            described.forEach((d, i) => {
+                if (d.part.type === "image") {
+                    producers.set(d.part, new ImageProducer(vision, d.part.image, d.hash!, sizes[i]!, d.mergeSize));
+                } else {
+                    const prune = resolvePrune(d.part.prune ?? options.prune, hp);
+                    const index = i;
+                    producers.set(
+                        d.part,
+                        new VideoProducer(vision, d.video!, d.plan!, sizes[i]!, d.mergeSize, prune, (p) => options.onMediaProgress?.({ media: index, kind: "video", ...p })),
+                    );
+                }
             });
         }
 
         const templateMessages: TemplateMessage[] = [];
         if (this.#systemPrompt !== undefined) templateMessages.push({ role: "system", content: this.#systemPrompt });
-        const slots: Array<{ producer: ImageProducer; slot: number }> = [];
+        const slots: Array<{ producer: ImageProducer | VideoProducer; slot: number }> = [];
         for (const m of messages) {
             if (typeof m.content === "string") {
                 templateMessages.push({ role: m.role, content: m.content, ...(m.tokens ? { contentTokens: m.tokens } : {}) });
@@ -485,9 +548,13 @@ export class Session {
             const items: TemplateContentItem[] = [];
             for (const p of m.content) {
                 if (p.type === "text") items.push({ type: "text", text: p.text });
-                else {
+                else if (p.type === "image") {
                     items.push({ type: "image" });
-                    slots.push({ producer: producers.get(p.image)!, slot: 0 });
+                    slots.push({ producer: producers.get(p)!, slot: 0 });
+                } else {
+                    const producer = producers.get(p) as VideoProducer;
+                    items.push({ type: "video", num_frames: producer.plan.count, timestamps: producer.plan.timestamps });
+                    for (let f = 0; f < producer.plan.count; f++) slots.push({ producer, slot: f });
                 }
             }
             templateMessages.push({ role: m.role, content: items });
@@ -502,7 +569,7 @@ export class Session {
             specialTokens: () => model.specialTokens(),
         });
 
-        // Each image token the template wrote is one visual slot, in order.
+        // Each image token the template wrote is one visual slot (an image or a video frame), in order.
         const segments: PlanSegment[] = [];
         let run: number[] = [];
         let k = 0;
@@ -511,16 +578,28 @@ export class Session {
                 run.push(t);
                 continue;
             }
-            if (k >= slots.length) throw new ChatTemplateError("The chat template wrote more image placeholders than the conversation has images");
+            if (k >= slots.length) throw new ChatTemplateError("The chat template wrote more image placeholders than the conversation has images and frames");
             if (run.length > 0) segments.push({ kind: "tokens", tokens: run });
             run = [];
             segments.push({ kind: "visual", ...slots[k++]! });
         }
         if (k !== slots.length) {
-            throw new ChatTemplateError(`The chat template placed ${k} of the conversation's ${slots.length} images; it does not support images`);
+            throw new ChatTemplateError(`The chat template placed ${k} of the conversation's ${slots.length} images and frames; it does not support this media`);
         }
         segments.push({ kind: "tokens", tokens: run });
-        return { segments, media: producers };
+        return { segments, producers };
+    }
+
+    /** Opens a video given by path or URL with the projector's sampling defaults; closed when the session is disposed. */
+    async #openVideo(source: string | URL, signal: AbortSignal | undefined): Promise<Video> {
+        const key = String(source);
+        let video = this.#openedVideos.get(key);
+        if (!video) {
+            const hp = this.#model.vision!.info;
+            video = await Video.open(source, { fps: hp.videoFps, maxFrames: hp.videoMaxFrames, ...(signal ? { signal } : {}) });
+            this.#openedVideos.set(key, video);
+        }
+        return video;
     }
 
     async #run(parts: ContentPart[], options: ResolvedPromptOptions, onChunk: ((chunk: string) => void) | undefined): Promise<PromptResult> {
@@ -531,7 +610,7 @@ export class Session {
             content: parts.every((p) => p.type === "text") ? parts.map((p) => (p as { text: string }).text).join("") : parts,
         };
         const conversation = [...this.#history, userMessage];
-        const { segments, media } = await this.#buildPlan(conversation);
+        const { segments, producers } = await this.#buildPlan(conversation, options);
         const minimum = minimumPlanLength(segments);
         if (minimum >= this.#contextSize) throw new ContextFullError(this.#contextSize, minimum + 1);
 
@@ -575,14 +654,34 @@ export class Session {
             const promptMs = performance.now() - promptStarted;
             const promptTokens = evaluation.evaluatedTokens;
             const mediaUsage: MediaUsage[] = [];
+            let decodeMs = 0;
+            let encodeMs = 0;
             if (typeof userMessage.content !== "string") {
+                const patch = this.#model.vision?.info.patchSize ?? 1;
                 for (const p of userMessage.content) {
-                    if (p.type !== "image") continue;
-                    const producer = media.get(p.image)!;
-                    const f = producer.mergeSize;
-                    mediaUsage.push({ kind: "image", tokens: producer.tokens, grid: { height: producer.target.height / (this.#model.vision!.info.patchSize * f), width: producer.target.width / (this.#model.vision!.info.patchSize * f) }, source: p.image.source });
+                    const producer = producers.get(p);
+                    if (!producer) continue;
+                    const f = patch * producer.mergeSize;
+                    const grid = { height: producer.target.height / f, width: producer.target.width / f };
+                    if (producer instanceof ImageProducer) {
+                        mediaUsage.push({ kind: "image", tokens: producer.tokens, grid, source: (p as { image: Image }).image.source });
+                    } else {
+                        const frames = producer.frames.filter(Boolean);
+                        mediaUsage.push({
+                            kind: "video",
+                            source: producer.video.source,
+                            grid,
+                            frames: frames.map((fr) => ({ ...fr })),
+                            tokens: frames.reduce((a, fr) => a + fr.tokens, 0),
+                            keptTokens: frames.reduce((a, fr) => a + fr.keptTokens, 0),
+                            warnings: [...producer.video.warnings],
+                        });
+                        decodeMs += producer.timings.decodeMs;
+                        encodeMs += producer.timings.encodeMs;
+                    }
                 }
             }
+            for (const producer of producers.values()) if (producer instanceof ImageProducer) encodeMs += producer.encodeMs;
 
             const generated: number[] = [];
             const decoder = new TextDecoder("utf-8");
@@ -638,6 +737,9 @@ export class Session {
                 media: mediaUsage,
                 timings: {
                     promptMs,
+                    decodeMs,
+                    encodeMs,
+                    prefillMs: evaluation.prefillMs,
                     generationMs,
                     totalMs: finished - started,
                     promptTokensPerSecond: promptMs > 0 ? (promptTokens.length / promptMs) * 1000 : 0,
@@ -673,7 +775,16 @@ interface ResolvedPromptOptions {
     signal: AbortSignal | undefined;
     onToken: ((chunk: { token: number; text: string }) => void) | undefined;
     onPromptProgress: ((progress: { evaluated: number; total: number }) => void) | undefined;
+    prune: PruneOption | undefined;
+    onMediaProgress: PromptOptions["onMediaProgress"];
     sampling: ReturnType<typeof resolveSamplingOptions>;
+}
+
+/** The pruning a video gets: off, or the projector's settings with the caller's overrides. */
+function resolvePrune(option: PruneOption | undefined, hp: VisionInfo): { threshold: number; minTokens: number } | undefined {
+    if (option === false) return undefined;
+    if (option === undefined && !hp.tokenCompression) return undefined;
+    return { threshold: option?.threshold ?? hp.diffThreshold, minTokens: option?.minTokensPerFrame ?? hp.minTokensPerFrame };
 }
 
 function callListener<T>(listener: ((value: T) => void) | undefined, value: T): void {
@@ -704,7 +815,10 @@ function validateHistory(messages: readonly ChatMessage[]): ChatMessage[] {
             content = (m.content as unknown[]).map((p: any, j: number): ContentPart => {
                 if (p?.type === "text" && typeof p.text === "string") return { type: "text", text: p.text };
                 if (p?.type === "image" && p.image instanceof Image) return { type: "image", image: p.image };
-                throw new InvalidOptionError(`history[${i}].content[${j}]`, '{ type: "text", text } or { type: "image", image: Image }', p);
+                if (p?.type === "video" && (p.video instanceof Video || typeof p.video === "string" || p.video instanceof URL)) {
+                    return { type: "video", video: p.video, ...(p.prune !== undefined ? { prune: checkPrune(p.prune, `history[${i}].content[${j}].prune`) } : {}) };
+                }
+                throw new InvalidOptionError(`history[${i}].content[${j}]`, '{ type: "text", text }, { type: "image", image: Image } or { type: "video", video }', p);
             });
         } else throw new InvalidOptionError(`history[${i}].content`, "a string (or, for user messages, content parts)", m.content);
         if (m.tokens !== undefined && (!Array.isArray(m.tokens) || (m.tokens as unknown[]).some((t) => !Number.isInteger(t) || (t as number) < 0))) {

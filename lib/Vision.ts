@@ -8,10 +8,40 @@ import { resolve } from "node:path";
 import type { ImageInput } from "./chat/content.js";
 import { toImage } from "./decode/Image.js";
 import { VisionProjector, type EncodeOptions, type EncodeResult, type VisionInfo } from "./encode/vision.js";
-import { DisposedError } from "./errors.js";
+import { checkPrune, type PruneOption } from "./chat/content.js";
+import { VideoProducer, type FrameReport, type MediaTimings, type VideoProgress } from "./chat/plan.js";
+import { Video } from "./decode/Video.js";
+import { DisposedError, InvalidOptionError } from "./errors.js";
+import { targetSizes } from "./preprocess/resize-rule.js";
 import { checkOptionsObject, optionalFunction, optionalInteger, optionalSignal, requiredString, throwIfAborted } from "./validate.js";
 
 export type { EncodeOptions, EncodeResult } from "./encode/vision.js";
+
+/** Options of {@link Vision.encodeVideo}. */
+export interface EncodeVideoOptions {
+    signal?: AbortSignal;
+    /** Differential Frame Pruning: `false` keeps every token; defaults to the projector's settings. */
+    prune?: PruneOption;
+    /** Frames decoded / encoded and tokens kept so far. */
+    onProgress?: (progress: VideoProgress) => void;
+}
+
+/** Visual tokens of a video: the kept tokens of every frame, frame after frame. */
+export interface EncodeVideoResult {
+    /** `tokens × width` floats. */
+    embeddings: Float32Array;
+    /** Kept tokens of all frames. */
+    tokens: number;
+    width: number;
+    /** Each frame's timestamp and its tokens before and after pruning. */
+    frames: FrameReport[];
+    /** Merged token grid of one frame (tokens before pruning = height × width). */
+    grid: { height: number; width: number };
+    /** Pixel size the frames were resized to. */
+    size: { height: number; width: number };
+    /** Time waiting for frames and running the encoder. */
+    timings: MediaTimings;
+}
 
 /** Options of {@link loadVision}. */
 export interface LoadVisionOptions {
@@ -86,6 +116,51 @@ export class Vision {
         const projector = this.#projector;
         if (!projector) throw new DisposedError("Vision");
         return projector.encodeImage(toImage(image), optionalSignal("signal", options.signal));
+    }
+
+    /**
+     * Encodes a video the way a prompt does: frames sampled by the {@link Video}, resized by the video rule (the budget
+     * shared by all frames), pruned by Differential Frame Pruning unless `prune: false`, encoded with the video merge
+     * size. Returns the kept tokens of every frame, in order.
+     */
+    async encodeVideo(video: Video, options: EncodeVideoOptions = {}): Promise<EncodeVideoResult> {
+        checkOptionsObject(options, ["signal", "prune", "onProgress"]);
+        const projector = this.#projector;
+        if (!projector) throw new DisposedError("Vision");
+        if (!(video instanceof Video)) throw new InvalidOptionError("video", "a Video (Video.open / Video.fromFrames)", video);
+        const signal = optionalSignal("signal", options.signal);
+        const prune = options.prune === undefined ? undefined : checkPrune(options.prune, "prune");
+        const onProgress = optionalFunction<(p: VideoProgress) => void>("onProgress", options.onProgress);
+        const plan = await video.plan(signal ? { signal } : {});
+        const merge = this.info.videoMergeSize;
+        const [target] = targetSizes([{ height: video.height, width: video.width, frames: plan.count, mergeSize: merge }], projector.budget);
+        const pruneSetting =
+            prune === false || (prune === undefined && !this.info.tokenCompression)
+                ? undefined
+                : { threshold: prune?.threshold ?? this.info.diffThreshold, minTokens: prune?.minTokensPerFrame ?? this.info.minTokensPerFrame };
+        const producer = new VideoProducer(projector, video, plan, target!, merge, pruneSetting, onProgress);
+        const chunks: Float32Array[] = [];
+        let tokens = 0;
+        for await (const slot of producer.produce(0, signal)) {
+            chunks.push(slot.embeddings.toFloat32Array(slot.first, slot.count));
+            tokens += slot.count;
+        }
+        const embeddings = new Float32Array(tokens * this.info.projectionDim);
+        let offset = 0;
+        for (const c of chunks) {
+            embeddings.set(c, offset);
+            offset += c.length;
+        }
+        const f = this.info.patchSize * merge;
+        return {
+            embeddings,
+            tokens,
+            width: this.info.projectionDim,
+            frames: producer.frames.map((fr) => ({ ...fr })),
+            grid: { height: target!.height / f, width: target!.width / f },
+            size: { height: target!.height, width: target!.width },
+            timings: { ...producer.timings },
+        };
     }
 
     /** Largest compute buffer the encoder has used so far, in bytes. */

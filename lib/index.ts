@@ -17,7 +17,11 @@ export {
     type SessionOptions,
     type StopReason,
 } from "./Session.js";
-export type { ContentPart, ImageInput, PromptInput, PromptPart } from "./chat/content.js";
+export type { ContentPart, ImageInput, PromptInput, PromptPart, PruneOption } from "./chat/content.js";
+export type { FrameReport, VideoProgress } from "./chat/plan.js";
+export { Video, type InputFrame, type RgbFrame, type VideoPlan } from "./decode/Video.js";
+export type { FromFramesOptions, VideoFramesOptions, VideoOpenOptions, VideoSource } from "./decode/options.js";
+export { resolveFfmpeg, type ResolvedFfmpeg } from "./decode/ffmpeg.js";
 export { Image, type DecodedImage, type ImageOptions, type RawPixels } from "./decode/Image.js";
 export type { VisionInfo } from "./encode/vision.js";
 export type { SamplingOptions } from "./sample/options.js";

@@ -4,16 +4,25 @@
  * @module
  */
 import { Image, toImage, type RawPixels } from "../decode/Image.js";
+import { Video } from "../decode/Video.js";
 import { InvalidOptionError } from "../errors.js";
 
 /** Anything accepted where an image is expected: an {@link Image}, a file path or `file:` URL, encoded bytes, raw pixels. */
 export type ImageInput = Image | string | URL | Uint8Array | RawPixels;
 
 /**
- * One part of a prompt. Strings are text (a path must be wrapped: `{ image: "photo.jpg" }`); an `Image`, a
- * `Buffer`/`Uint8Array` (an encoded file) or `{ image }` is an image.
+ * Differential Frame Pruning of a video's visual tokens: `false` keeps every token; an object overrides the
+ * projector's defaults (`threshold`: mean absolute change of a 2×2-patch token against the previous frame, in
+ * normalized units × 255, above which it is kept — VideoLLaMA3 uses 0.1; `minTokensPerFrame`: tokens always kept).
  */
-export type PromptPart = string | Image | Uint8Array | { text: string } | { image: ImageInput };
+export type PruneOption = false | { threshold?: number; minTokensPerFrame?: number };
+
+/**
+ * One part of a prompt. Strings are text (a path must be wrapped: `{ image: "photo.jpg" }`, `{ video: "clip.mp4" }`);
+ * an `Image`, a `Buffer`/`Uint8Array` (an encoded image file) or `{ image }` is an image; a {@link Video} or
+ * `{ video, prune? }` is a video (a path or URL is opened with the projector's default fps and maxFrames).
+ */
+export type PromptPart = string | Image | Video | Uint8Array | { text: string } | { image: ImageInput } | { video: Video | string | URL; prune?: PruneOption };
 
 /** A prompt: text, or a list of parts (e.g. `["What is in this photo?", Image.fromFile("cat.jpg")]`). */
 export type PromptInput = string | readonly PromptPart[];
@@ -21,7 +30,8 @@ export type PromptInput = string | readonly PromptPart[];
 /** A part of a message as the session keeps it. */
 export type ContentPart =
     | { type: "text"; text: string }
-    | { type: "image"; image: Image };
+    | { type: "image"; image: Image }
+    | { type: "video"; video: Video | string | URL; prune?: PruneOption };
 
 /** Normalizes user input to content parts; media are validated but not decoded yet. */
 export function toContentParts(input: PromptInput, option = "prompt"): ContentPart[] {
@@ -33,6 +43,7 @@ export function toContentParts(input: PromptInput, option = "prompt"): ContentPa
         if (typeof part === "string") return { type: "text", text: part };
         if (part instanceof Image) return { type: "image", image: part };
         if (part instanceof Uint8Array) return { type: "image", image: Image.fromBuffer(part) };
+        if (part instanceof Video) return { type: "video", video: part };
         if (typeof part === "object" && part !== null) {
             const keys = Object.keys(part);
             if (keys.length === 1 && keys[0] === "text") {
@@ -41,12 +52,35 @@ export function toContentParts(input: PromptInput, option = "prompt"): ContentPa
                 return { type: "text", text };
             }
             if (keys.length === 1 && keys[0] === "image") return { type: "image", image: toImage((part as { image: ImageInput }).image) };
+            if (keys.includes("video") && keys.every((k) => k === "video" || k === "prune")) {
+                const { video, prune } = part as { video: unknown; prune?: unknown };
+                if (!(video instanceof Video) && typeof video !== "string" && !(video instanceof URL)) {
+                    throw new InvalidOptionError(`${name}.video`, "a Video, a path or a URL", video);
+                }
+                return { type: "video", video, ...(prune !== undefined ? { prune: checkPrune(prune, `${name}.prune`) } : {}) };
+            }
         }
-        throw new InvalidOptionError(name, "a string, an Image, a Buffer, { text } or { image }", part);
+        throw new InvalidOptionError(name, "a string, an Image, a Video, a Buffer, { text }, { image } or { video }", part);
     });
 }
 
 /** The text of a message's parts joined (media omitted). */
 export function textOf(parts: readonly ContentPart[]): string {
     return parts.map((p) => (p.type === "text" ? p.text : "")).join("");
+}
+
+/** Validates a prune option. */
+export function checkPrune(value: unknown, option: string): PruneOption {
+    if (value === false) return false;
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidOptionError(option, "false or { threshold, minTokensPerFrame }", value);
+    const { threshold, minTokensPerFrame, ...rest } = value as Record<string, unknown>;
+    const unknown = Object.keys(rest)[0];
+    if (unknown !== undefined) throw new InvalidOptionError(`${option}.${unknown}`, "threshold or minTokensPerFrame", rest[unknown]);
+    if (threshold !== undefined && (typeof threshold !== "number" || !Number.isFinite(threshold) || threshold < 0)) {
+        throw new InvalidOptionError(`${option}.threshold`, "a number >= 0", threshold);
+    }
+    if (minTokensPerFrame !== undefined && (typeof minTokensPerFrame !== "number" || !Number.isInteger(minTokensPerFrame) || minTokensPerFrame < 0)) {
+        throw new InvalidOptionError(`${option}.minTokensPerFrame`, "an integer >= 0", minTokensPerFrame);
+    }
+    return { ...(threshold !== undefined ? { threshold } : {}), ...(minTokensPerFrame !== undefined ? { minTokensPerFrame } : {}) };
 }

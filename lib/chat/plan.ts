@@ -8,10 +8,14 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Image } from "../decode/Image.js";
+import type { Video, VideoPlan } from "../decode/Video.js";
+import { native } from "../native/load.js";
 import { ContextFullError, InvalidOptionError } from "../errors.js";
 import type { VisionProjector } from "../encode/vision.js";
-import type { NativeAbortFlag, NativeContext, NativeDecodeResult, NativeEmbeddings, NativeSampler } from "../native/types.js";
+import type { NativeAbortFlag, NativeContext, NativeDecodeResult, NativeEmbeddings, NativeSampler, NativeVisionItem } from "../native/types.js";
 import type { TargetSize } from "../preprocess/resize-rule.js";
 
 /** What a KV cache position holds: a text token id, or the key of one visual token. */
@@ -59,6 +63,8 @@ export interface EvaluatePlanResult {
     reused: number;
     /** Ids evaluated now; visual tokens appear as the image token id. */
     evaluatedTokens: number[];
+    /** Time the language model spent evaluating (sum of the native decode times). */
+    prefillMs: number;
 }
 
 /** Keys of the visual tokens of one slot. */
@@ -134,6 +140,7 @@ export async function evaluatePlan(segments: readonly PlanSegment[], o: Evaluate
     }
     total -= startOffset;
     let done = 0;
+    let prefillMs = 0;
     let result: NativeDecodeResult = { evaluated: 0, aborted: false, ms: 0, token: -1, nPast: o.cache.length };
     const progress = () => {
         if (!o.onPromptProgress) return;
@@ -159,6 +166,7 @@ export async function evaluatePlan(segments: readonly PlanSegment[], o: Evaluate
                     const isLast = s === segments.length - 1 && i + batch.length === seg.tokens.length;
                     ensureRoom(batch.length);
                     result = await o.context.evaluate(Int32Array.from(batch), isLast ? { sampler: o.sampler } : {}, o.abort);
+                    prefillMs += result.ms;
                     const evaluated = batch.slice(0, result.evaluated);
                     o.cache.push(...evaluated);
                     evaluatedTokens.push(...evaluated);
@@ -180,6 +188,7 @@ export async function evaluatePlan(segments: readonly PlanSegment[], o: Evaluate
                     const count = Math.min(o.batchSize, produced.count - i);
                     ensureRoom(count);
                     result = await o.context.evaluateEmbeddings(produced.embeddings, { first: produced.first + i, count }, o.abort);
+                    prefillMs += result.ms;
                     o.cache.push(...keys.slice(i, i + result.evaluated));
                     for (let k = 0; k < result.evaluated; k++) evaluatedTokens.push(o.imageTokenId);
                     done += result.evaluated;
@@ -198,7 +207,7 @@ export async function evaluatePlan(segments: readonly PlanSegment[], o: Evaluate
     } finally {
         for (const stream of streams.values()) await stream.return?.();
     }
-    return { result, aborted: result.aborted, reused, evaluatedTokens };
+    return { result, aborted: result.aborted, reused, evaluatedTokens, prefillMs };
 }
 
 // ---- images ------------------------------------------------------------------------------------------------------
@@ -224,6 +233,8 @@ export class ImageProducer implements MediaProducer {
     readonly #merge: number;
     readonly #projector: VisionProjector;
     readonly #count: number;
+    /** Time spent encoding, when this prompt encoded the image. */
+    encodeMs = 0;
 
     constructor(projector: VisionProjector, image: Image, hash: string, target: TargetSize, merge: number) {
         this.#projector = projector;
@@ -256,10 +267,224 @@ export class ImageProducer implements MediaProducer {
     async *produce(fromSlot: number, signal: AbortSignal | undefined): AsyncGenerator<SlotEmbeddings & { slot: number }> {
         if (fromSlot !== 0) throw new InvalidOptionError("slot", "0 for an image", fromSlot);
         const decoded = await this.#image.decode();
+        const started = performance.now();
         const encoded = await this.#projector.encode(
             [{ rgb: decoded.data, width: decoded.width, height: decoded.height, targetWidth: this.#target.width, targetHeight: this.#target.height, merge: this.#merge }],
             { signal },
         );
+        this.encodeMs += performance.now() - started;
         yield { slot: 0, embeddings: encoded.embeddings, first: 0, count: encoded.counts[0]! };
+    }
+}
+
+// ---- videos ------------------------------------------------------------------------------------------------------
+
+/** Per-frame result of a video's encoding. */
+export interface FrameReport {
+    /** Seconds on the video's timeline. */
+    timestamp: number;
+    /** Visual tokens of the frame before pruning. */
+    tokens: number;
+    /** Visual tokens kept (fed to the language model). */
+    keptTokens: number;
+}
+
+/** Time spent producing a medium's embeddings. */
+export interface MediaTimings {
+    /** Waiting for decoded frames/pixels. */
+    decodeMs: number;
+    /** Running the vision encoder (preprocessing, pruning, encoder, projector). */
+    encodeMs: number;
+}
+
+/** Progress of a video being prepared for the language model. */
+export interface VideoProgress {
+    framesDecoded: number;
+    framesEncoded: number;
+    framesTotal: number;
+    /** Visual tokens kept so far / before pruning so far. */
+    tokensKept: number;
+    tokensTotal: number;
+}
+
+const videoIds = new WeakMap<object, number>();
+let nextVideoId = 1;
+/** Frame token counts of video layouts already produced, so later turns can match the cache without decoding. */
+const producedCounts = new WeakMap<Video, Map<string, (number | undefined)[]>>();
+
+/** A stable identity of a video source: a file's path, size and modification time; otherwise the object itself. */
+export function videoIdentity(video: Video): string {
+    const source = video.source;
+    if (!source.startsWith("<") && !/^[a-z]+:\/\//i.test(source)) {
+        try {
+            const st = statSync(source);
+            return `file:${resolve(source)}:${st.size}:${st.mtimeMs}`;
+        } catch {
+            // fall through to the object's identity
+        }
+    }
+    let id = videoIds.get(video);
+    if (id === undefined) videoIds.set(video, (id = nextVideoId++));
+    return `obj:${id}`;
+}
+
+/** One video as a medium: one slot per sampled frame, decoded, pruned and encoded while the prompt is evaluated. */
+export class VideoProducer implements MediaProducer {
+    readonly key: string;
+    readonly video: Video;
+    readonly plan: VideoPlan;
+    readonly target: TargetSize;
+    readonly merge: number;
+    readonly prune: { threshold: number; minTokens: number } | undefined;
+    /** One entry per produced frame. */
+    readonly frames: FrameReport[] = [];
+    readonly timings: MediaTimings = { decodeMs: 0, encodeMs: 0 };
+    readonly #projector: VisionProjector;
+    readonly #counts: (number | undefined)[];
+    readonly #merged: number;
+    readonly #onProgress: ((p: VideoProgress) => void) | undefined;
+
+    constructor(
+        projector: VisionProjector,
+        video: Video,
+        plan: VideoPlan,
+        target: TargetSize,
+        merge: number,
+        prune: { threshold: number; minTokens: number } | undefined,
+        onProgress?: (p: VideoProgress) => void,
+    ) {
+        this.#projector = projector;
+        this.video = video;
+        this.plan = plan;
+        this.target = target;
+        this.merge = merge;
+        this.prune = prune;
+        this.#onProgress = onProgress;
+        const stamps = createHash("sha1").update(plan.timestamps.join(",")).digest("hex").slice(0, 12);
+        this.key = `vid:${videoIdentity(video)}:${plan.count}:${stamps}:${target.width}x${target.height}:m${merge}:` +
+            (prune ? `p${prune.threshold}/${prune.minTokens}` : "all");
+        const f = projector.info.patchSize * merge;
+        this.#merged = (target.width / f) * (target.height / f);
+        if (prune) {
+            // Shared by every producer of this layout: counts learned while encoding stay known in later turns.
+            let byKey = producedCounts.get(video);
+            if (!byKey) producedCounts.set(video, (byKey = new Map()));
+            let counts = byKey.get(this.key);
+            if (!counts) byKey.set(this.key, (counts = new Array<number | undefined>(plan.count).fill(undefined)));
+            this.#counts = counts;
+        } else {
+            this.#counts = new Array<number>(plan.count).fill(this.#merged);
+        }
+    }
+
+    get mergeSize(): number {
+        return this.merge;
+    }
+
+    /** Visual tokens per frame before pruning. */
+    get tokensPerFrame(): number {
+        return this.#merged;
+    }
+
+    slotCounts(): readonly (number | undefined)[] {
+        return this.#counts;
+    }
+
+    async *produce(fromSlot: number, signal: AbortSignal | undefined): AsyncGenerator<SlotEmbeddings & { slot: number }> {
+        const addon = native();
+        const frameState = addon.FrameState ? new addon.FrameState() : undefined;
+        const total = this.plan.count;
+        // Frames are encoded in batches (bounded in patches and in source pixels); the frame before `fromSlot` is
+        // encoded too when pruning, as the reference of the first frame produced.
+        const first = this.prune ? Math.max(0, fromSlot - 1) : fromSlot;
+        const maxBatchFrames = Math.max(1, Math.min(32, Math.floor(4096 / (this.#merged * this.merge * this.merge))));
+        const maxBatchBytes = 96 * 1024 * 1024;
+        let batch: Array<{ index: number; item: NativeVisionItem }> = [];
+        let batchBytes = 0;
+        let decoded = 0;
+        let encoded = 0;
+        let kept = 0;
+        let seen = 0;
+        let last: { data: Uint8Array; width: number; height: number } | undefined;
+        const frames = this.video.frames(signal ? { signal } : {});
+
+        const flush = async function* (this: VideoProducer): AsyncGenerator<SlotEmbeddings & { slot: number }> {
+            if (batch.length === 0) return;
+            const started = performance.now();
+            const result = await this.#projector.encode(batch.map((b) => b.item), { signal, ...(frameState ? { frameState } : {}) });
+            this.timings.encodeMs += performance.now() - started;
+            let offset = 0;
+            const produced: Array<SlotEmbeddings & { slot: number }> = [];
+            for (let i = 0; i < batch.length; i++) {
+                const { index } = batch[i]!;
+                const count = result.counts[i]!;
+                if (index >= fromSlot) {
+                    this.#counts[index] = count;
+                    this.frames[index] = { timestamp: this.plan.timestamps[index]!, tokens: this.#merged, keptTokens: count };
+                    kept += count;
+                    produced.push({ slot: index, embeddings: result.embeddings, first: offset, count });
+                }
+                offset += count;
+            }
+            encoded += batch.length;
+            batch = [];
+            batchBytes = 0;
+            this.#report(decoded, encoded, total, kept);
+            yield* produced;
+        }.bind(this);
+
+        const add = async function* (this: VideoProducer, index: number, frame: { data: Uint8Array; width: number; height: number }) {
+            batch.push({
+                index,
+                item: {
+                    rgb: frame.data,
+                    width: frame.width,
+                    height: frame.height,
+                    targetWidth: this.target.width,
+                    targetHeight: this.target.height,
+                    merge: this.merge,
+                    ...(this.prune ? { prune: { threshold: this.prune.threshold, minTokens: this.prune.minTokens } } : {}),
+                },
+            });
+            batchBytes += frame.data.byteLength;
+            if (batch.length >= maxBatchFrames || batchBytes >= maxBatchBytes) yield* flush();
+        }.bind(this);
+
+        try {
+            for (;;) {
+                const waitStarted = performance.now();
+                const next = await frames.next();
+                this.timings.decodeMs += performance.now() - waitStarted;
+                if (next.done) break;
+                const frame = next.value;
+                if (seen >= total) continue; // never more than planned (frames() uses the same plan)
+                decoded = ++seen;
+                last = frame;
+                if (frame.index < first) {
+                    this.#report(decoded, encoded, total, kept);
+                    continue;
+                }
+                yield* add(seen - 1, frame);
+            }
+            // A truncated or corrupt file delivered fewer frames than planned: the prompt already names every planned
+            // frame, so the last decoded frame stands in for the missing ones (pruning then keeps minTokens of each).
+            if (seen < total) {
+                if (!last) throw new Error(`internal: ${this.video.source} produced no frames`);
+                this.video.warnings.push(`only ${seen} of the ${total} planned frames could be decoded; the last one is repeated for the rest`);
+                for (let index = seen; index < total; index++) yield* add(index, last);
+            }
+            yield* flush();
+        } finally {
+            await frames.return?.(undefined);
+        }
+    }
+
+    #report(framesDecoded: number, framesEncoded: number, framesTotal: number, tokensKept: number): void {
+        if (!this.#onProgress) return;
+        try {
+            this.#onProgress({ framesDecoded, framesEncoded, framesTotal, tokensKept, tokensTotal: framesEncoded * this.#merged });
+        } catch {
+            // a listener's exception must not break encoding
+        }
     }
 }

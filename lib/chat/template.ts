@@ -11,7 +11,7 @@
  * @internal
  * @module
  */
-import { Template } from "@huggingface/jinja";
+import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
 import { ChatTemplateError } from "../errors.js";
 
 /** One piece of a message's content as the template sees it. */
@@ -48,12 +48,13 @@ const CLOSE = "\u0003\u0000";
 
 export class ChatTemplate {
     readonly source: string;
-    private readonly template: Template;
+    private readonly program: ReturnType<typeof parse>;
 
     constructor(source: string) {
         this.source = source;
         try {
-            this.template = new Template(source);
+            // transformers renders chat templates with trim_blocks and lstrip_blocks
+            this.program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
         } catch (err) {
             throw new ChatTemplateError(`The chat template could not be parsed: ${(err as Error).message}`, { cause: err });
         }
@@ -114,17 +115,106 @@ export class ChatTemplate {
 
     private renderRaw(messages: unknown[], options: RenderOptions): string {
         try {
-            return this.template.render({
+            const env = new Environment();
+            setupGlobals(env);
+            const variables: Record<string, unknown> = {
                 messages,
                 add_generation_prompt: options.addGenerationPrompt ?? true,
                 bos_token: options.bosToken ?? "",
                 eos_token: options.eosToken ?? "",
                 ...options.variables,
-            });
+            };
+            for (const [key, value] of Object.entries(variables)) env.set(key, value);
+            return ((new TemplateInterpreter(env) as unknown as Interpreter).run(this.program) as { value: string }).value;
         } catch (err) {
             throw new ChatTemplateError(`Rendering the chat template failed: ${(err as Error).message}`, { cause: err });
         }
     }
+}
+
+/** The globals transformers' Jinja environment provides (what @huggingface/jinja's Template sets up). */
+function setupGlobals(env: Environment): void {
+    for (const [k, v] of [["false", false], ["true", true], ["none", null], ["False", false], ["True", true], ["None", null]] as const) env.set(k, v);
+    env.set("raise_exception", (message: unknown) => {
+        throw new Error(String(message));
+    });
+    env.set("range", (start: number, stop?: number, step = 1) => {
+        if (stop === undefined) [start, stop] = [0, start];
+        if (step === 0) throw new Error("range() step must not be zero");
+        const out: number[] = [];
+        for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
+        return out;
+    });
+    env.set("strftime_now", (format: string) => strftime(new Date(), format));
+}
+
+type FilterNode = { type: string; value?: string; callee?: { type: string; value?: string }; args?: unknown[] };
+type NumericValue = { type: "IntegerValue" | "FloatValue"; value: number };
+
+/**
+ * @huggingface/jinja without a `round` filter cannot render VideoLLaMA3's template (`timestamp | round(1)`); this adds
+ * Jinja's `round(precision=0, method="common"|"ceil"|"floor")` with Python's semantics (half-to-even on exact ties, a
+ * float result, so `1 | round(1)` prints `1.0` as in Python).
+ */
+class TemplateInterpreter extends Interpreter {
+    constructor(env: Environment) {
+        super(env);
+        const self = this as unknown as {
+            applyFilter(operand: unknown, filter: FilterNode, env: Environment): unknown;
+            evaluateArguments(args: unknown[], env: Environment): [Array<{ value: unknown }>, Map<string, { value: unknown }>];
+        };
+        const applyFilter = self.applyFilter.bind(this);
+        self.applyFilter = (operand, filter, environment) => {
+            const name = filter.type === "Identifier" ? filter.value : filter.type === "CallExpression" ? filter.callee?.value : undefined;
+            const numeric = operand as NumericValue;
+            if (name !== "round" || (numeric.type !== "IntegerValue" && numeric.type !== "FloatValue")) return applyFilter(operand, filter, environment);
+            const [args, kwargs] = filter.type === "CallExpression" ? self.evaluateArguments(filter.args ?? [], environment) : [[], new Map()];
+            const precision = Number(args[0]?.value ?? kwargs.get("precision")?.value ?? 0);
+            const method = String(args[1]?.value ?? kwargs.get("method")?.value ?? "common");
+            const result = applyFilter(operand, { type: "Identifier", value: "float" }, environment) as NumericValue;
+            result.value = pythonRound(numeric.value, precision, method);
+            return result;
+        };
+    }
+}
+
+/** Jinja's round filter as Python computes it. */
+export function pythonRound(value: number, precision: number, method: string): number {
+    const scale = 10 ** precision;
+    if (method === "ceil") return Math.ceil(value * scale) / scale;
+    if (method === "floor") return Math.floor(value * scale) / scale;
+    if (method !== "common") throw new Error("round method must be common, ceil or floor");
+    if (!Number.isFinite(value)) return value;
+    const scaled = value * scale;
+    // An exact tie (the scaled value is a half integer, and scaling was exact) rounds to even, like Python's round().
+    if (scaled / scale === value && Number.isInteger(scaled * 2) && !Number.isInteger(scaled)) {
+        const down = Math.floor(scaled);
+        return (down % 2 === 0 ? down : down + 1) / scale;
+    }
+    // Otherwise the correctly rounded decimal of the exact binary value (toFixed is exact for non-ties).
+    return precision >= 0 && precision <= 100 ? Number(value.toFixed(precision)) : Math.round(scaled) / scale;
+}
+
+function strftime(date: Date, format: string): string {
+    const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+    const months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const days = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    return format.replace(/%([a-zA-Z%])/g, (_, c: string) => {
+        switch (c) {
+            case "Y": return String(date.getFullYear());
+            case "m": return pad(date.getMonth() + 1);
+            case "d": return pad(date.getDate());
+            case "H": return pad(date.getHours());
+            case "M": return pad(date.getMinutes());
+            case "S": return pad(date.getSeconds());
+            case "B": return months[date.getMonth()]!;
+            case "b": return months[date.getMonth()]!.slice(0, 3);
+            case "A": return days[date.getDay()]!;
+            case "a": return days[date.getDay()]!.slice(0, 3);
+            case "%": return "%";
+            default: return `%${c}`;
+        }
+    });
 }
 
 export interface RenderOptions {

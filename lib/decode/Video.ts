@@ -91,6 +91,16 @@ export interface RgbFrame {
     data: Uint8Array;
 }
 
+/** What {@link Video.frames} will deliver, known before decoding. */
+export interface VideoPlan {
+    /** Number of sampled frames (after `maxFrames` subsampling). */
+    count: number;
+    /** Timestamp of each sampled frame, in seconds on the stream's timeline. */
+    timestamps: number[];
+    /** How the count was obtained: ffprobe's packet timestamps, a counting decode pass, or given frames. */
+    from: "scan" | "decode" | "frames" | "range";
+}
+
 /** A frame the caller decoded (e.g. with WebCodecs), for {@link Video.fromFrames}. */
 export interface InputFrame {
     /** Pixels, row-major, 3 (`"rgb"`) or 4 (`"rgba"`, alpha ignored) bytes per pixel. */
@@ -179,6 +189,9 @@ export class Video implements AsyncDisposable {
     readonly #children = new Set<ToolProcess>();
     readonly #tempDir: string | undefined;
     #closed = false;
+    /** The exact count of fps-filter outputs, once {@link plan} has established it (shared with {@link frames}). */
+    #counted: { n: number; how: "scan" | "decode" } | undefined;
+    #planned: Promise<VideoPlan> | undefined;
 
     /** Use {@link Video.open} or {@link Video.fromFrames}. */
     private constructor(
@@ -339,6 +352,68 @@ export class Video implements AsyncDisposable {
         }
     }
 
+    /**
+     * The number of sampled frames and their timestamps, worked out before decoding (ffprobe's packet timestamps,
+     * else a counting pass of the same ffmpeg command). Prompts need it to lay out the video (timestamps, resize budget)
+     * before its frames are decoded. Cached; {@link frames} then uses the same count. For {@link Video.fromFrames}
+     * with a one-shot iterable, the frames are collected (at most `maxFrames`).
+     */
+    plan(options?: VideoFramesOptions): Promise<VideoPlan> {
+        const signal = resolveFramesOptions(options).signal;
+        this.#checkAlive(signal);
+        if (!this.#planned) {
+            const planned = this.#makePlan(signal);
+            this.#planned = planned;
+            planned.catch(() => {
+                if (this.#planned === planned) this.#planned = undefined;
+            });
+        }
+        return abortable(this.#planned, signal);
+    }
+
+    async #makePlan(signal: AbortSignal | undefined): Promise<VideoPlan> {
+        const b = this.#backing;
+        if (b.kind === "frames") {
+            if (!b.array) {
+                if (b.consumed) throw new MediaDecodeError("<frames>", "the frames iterable was already consumed by a previous frames() pass");
+                const collected: { frame: InputFrame; sourceIndex: number }[] = [{ frame: b.first!, sourceIndex: 0 }];
+                for (;;) {
+                    const r = await abortable(Promise.resolve(b.iterator!.next()), signal);
+                    if (r.done) break;
+                    checkInputFrame(r.value, collected.length, b.first);
+                    if (collected.length >= b.maxFrames) {
+                        throw new InvalidOptionError("frames", `at most maxFrames=${b.maxFrames} frames (pass an array to have longer sequences subsampled)`, `more than ${b.maxFrames} frames`);
+                    }
+                    collected.push({ frame: r.value, sourceIndex: collected.length });
+                }
+                b.array = collected;
+                b.iterator = undefined;
+            }
+            return {
+                count: b.array.length,
+                timestamps: b.array.map(({ frame, sourceIndex }) => frame.timestamp ?? sourceIndex / b.fps),
+                from: "frames",
+            };
+        }
+        if (b.plan.mode === "ids") return { count: b.plan.ids.length, timestamps: b.plan.timestamps.slice(), from: "range" };
+        const plan = b.plan;
+        const pass = new AbortController();
+        const passSignal = signal ? AbortSignal.any([signal, pass.signal]) : pass.signal;
+        let counted: { n: number; how: "scan" | "decode" } | undefined;
+        try {
+            counted = await this.#countFrames(b, plan, b.outWidth * b.outHeight * 3, passSignal);
+        } finally {
+            pass.abort();
+        }
+        this.#checkAlive(signal);
+        if (!counted) throw new MediaDecodeError(b.input.description, "could not count the sampled frames (ffmpeg made no progress)");
+        this.#counted = counted;
+        const timestamp = arangeTimestamps(plan.rangeStart, b.options.fps);
+        if (counted.n === 0) return { count: 1, timestamps: [plan.rangeStart], from: counted.how }; // see #firstFramePass
+        const indices = counted.n > b.options.maxFrames ? linspaceIndices(counted.n, b.options.maxFrames) : Array.from({ length: counted.n }, (_, k) => k);
+        return { count: indices.length, timestamps: indices.map(timestamp), from: counted.how };
+    }
+
     /** Kills and reaps every running ffmpeg/ffprobe child of this video and removes temporary files. Idempotent. */
     async close(): Promise<void> {
         if (this.#closed) return;
@@ -376,15 +451,16 @@ export class Video implements AsyncDisposable {
         const frameSize = b.outWidth * b.outHeight * 3;
         const pass = new AbortController();
         const passSignal = signal ? AbortSignal.any([signal, pass.signal]) : pass.signal;
-        const needCount = plan.estimate === undefined || plan.estimate + 2 >= M || plan.estimate <= 1;
+        const counted = this.#counted;
+        const needCount = !counted && (plan.estimate === undefined || plan.estimate + 2 >= M || plan.estimate <= 1);
         const countPromise = needCount ? this.#countFrames(b, plan, frameSize, passSignal) : undefined;
         countPromise?.catch(() => {});
         const run = new DecodeRun(b, decodeArgs(b, { kind: "fps", plan }), frameSize, o.stallTimeout, this.#track, signal);
         const timestamp = arangeTimestamps(plan.rangeStart, o.fps);
 
-        let n: number | undefined = needCount ? undefined : plan.estimate;
-        let nFrom: "scan" | "decode" | "estimate" | undefined = needCount ? undefined : "estimate";
-        let selection: Set<number> | undefined;
+        let n: number | undefined = counted ? counted.n : needCount ? undefined : plan.estimate;
+        let nFrom: "scan" | "decode" | "estimate" | undefined = counted ? counted.how : needCount ? undefined : "estimate";
+        let selection: Set<number> | undefined = counted && counted.n > M ? new Set(linspaceIndices(counted.n, M)) : undefined;
         let countSettled = !needCount;
         const settleCount = async (): Promise<void> => {
             const c = await abortable(countPromise!, passSignal);
