@@ -139,6 +139,11 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     } finally {
         signal?.removeEventListener("abort", onAbort);
     }
+    // Aborted after libllama finished (progress reports arrive asynchronously): honour the abort all the same.
+    if (signal?.aborted) {
+        nativeModel.dispose();
+        throw signal.reason;
+    }
     let vision: VisionProjector | undefined;
     if (mmprojOption) {
         try {
@@ -157,6 +162,11 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         } catch (err) {
             nativeModel.dispose();
             throw err;
+        }
+        if (signal?.aborted) {
+            await vision.dispose();
+            nativeModel.dispose();
+            throw signal.reason;
         }
         const width = nativeModel.info().inputEmbeddingSize;
         if (vision.info.projectionDim !== width) {

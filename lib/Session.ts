@@ -379,7 +379,7 @@ export class Session {
                 model: this.#modelIdentity(),
                 contextSize: this.#contextSize,
                 systemPrompt: this.#systemPrompt ?? null,
-                history: this.#history,
+                history: this.#history.map(serializeMessage),
                 cacheTokens: this.#cacheTokens,
             }));
             const temp = join(dirname(target), `.${basename(target)}.${process.pid}.partial`);
@@ -411,7 +411,7 @@ export class Session {
             if (header.cacheTokens.length > this.#contextSize) {
                 throw new StateFileError(target, `it holds ${header.cacheTokens.length} tokens but this session's context is ${this.#contextSize}`);
             }
-            const history = validateHistory(header.history);
+            const history = validateHistory(header.history.map(deserializeMessage));
             try {
                 await this.#ctx().loadState(target);
             } catch (err) {
@@ -778,6 +778,43 @@ interface ResolvedPromptOptions {
     prune: PruneOption | undefined;
     onMediaProgress: PromptOptions["onMediaProgress"];
     sampling: ReturnType<typeof resolveSamplingOptions>;
+}
+
+/**
+ * History as stored in a state file: images and videos are referenced by their file path (they are read again, and
+ * recognised by their content, when the conversation continues).
+ */
+function serializeMessage(m: ChatMessage): unknown {
+    if (typeof m.content === "string") return m;
+    return {
+        ...m,
+        content: m.content.map((p) => {
+            if (p.type === "text") return p;
+            if (p.type === "image") {
+                if (p.image.source.startsWith("<")) {
+                    throw new InvalidOptionError("history", "images loaded from files (to be saved by path)", p.image.source, "a conversation with in-memory images cannot be saved");
+                }
+                return { type: "image", file: resolve(p.image.source) };
+            }
+            const source = p.video instanceof Video ? p.video.source : String(p.video);
+            if (source.startsWith("<")) {
+                throw new InvalidOptionError("history", "videos opened from files or URLs (to be saved by reference)", source, "a conversation with in-memory videos cannot be saved");
+            }
+            return { type: "video", file: source, ...(p.prune !== undefined ? { prune: p.prune } : {}) };
+        }),
+    };
+}
+
+function deserializeMessage(m: ChatMessage): ChatMessage {
+    if (typeof m.content === "string" || !Array.isArray(m.content)) return m;
+    return {
+        ...m,
+        content: (m.content as Array<Record<string, unknown>>).map((p): ContentPart => {
+            if (p.type === "image" && typeof p.file === "string") return { type: "image", image: Image.fromFile(p.file) };
+            if (p.type === "video" && typeof p.file === "string") return { type: "video", video: p.file, ...(p.prune !== undefined ? { prune: p.prune as PruneOption } : {}) };
+            return p as ContentPart;
+        }),
+    };
 }
 
 /** The pruning a video gets: off, or the projector's settings with the caller's overrides. */

@@ -406,7 +406,11 @@ export class VideoProducer implements MediaProducer {
         let kept = 0;
         let seen = 0;
         let last: { data: Uint8Array; width: number; height: number } | undefined;
-        const frames = this.video.frames(signal ? { signal } : {});
+        // Decoding runs ahead of encoding by up to a batch of frames, so ffmpeg works while frames are encoded and
+        // prefilled (it stops when the queue is full: memory stays bounded by one batch of source frames).
+        const stop = new AbortController();
+        const decodeSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+        const frames = prefetch(this.video.frames({ signal: decodeSignal }), maxBatchFrames + 2, stop);
 
         const flush = async function* (this: VideoProducer): AsyncGenerator<SlotEmbeddings & { slot: number }> {
             if (batch.length === 0) return;
@@ -475,7 +479,7 @@ export class VideoProducer implements MediaProducer {
             }
             yield* flush();
         } finally {
-            await frames.return?.(undefined);
+            await frames.return(undefined);
         }
     }
 
@@ -486,5 +490,53 @@ export class VideoProducer implements MediaProducer {
         } catch {
             // a listener's exception must not break encoding
         }
+    }
+}
+
+/**
+ * Pulls from `source` ahead of the consumer, keeping at most `depth` items queued. Ending the consumer's loop aborts
+ * `stop` (which the source watches) and waits for the source to finish.
+ */
+async function* prefetch<T>(source: AsyncGenerator<T, void, undefined>, depth: number, stop: AbortController): AsyncGenerator<T, void, undefined> {
+    const queue: T[] = [];
+    let finished = false;
+    let failure: { error: unknown } | undefined;
+    let wakeConsumer: (() => void) | undefined;
+    let wakeProducer: (() => void) | undefined;
+    const pump = (async () => {
+        try {
+            for (;;) {
+                while (queue.length >= depth && !stop.signal.aborted) await new Promise<void>((r) => (wakeProducer = r));
+                if (stop.signal.aborted) break;
+                const next = await source.next();
+                if (next.done) break;
+                queue.push(next.value);
+                wakeConsumer?.();
+            }
+        } catch (error) {
+            if (!stop.signal.aborted) failure = { error };
+        } finally {
+            finished = true;
+            wakeConsumer?.();
+        }
+    })();
+    try {
+        for (;;) {
+            if (queue.length > 0) {
+                const item = queue.shift()!;
+                wakeProducer?.();
+                yield item;
+                continue;
+            }
+            if (failure) throw failure.error;
+            if (finished) return;
+            await new Promise<void>((r) => (wakeConsumer = r));
+            wakeConsumer = undefined;
+        }
+    } finally {
+        stop.abort();
+        wakeProducer?.();
+        await pump;
+        await source.return(undefined).catch(() => {});
     }
 }

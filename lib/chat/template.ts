@@ -184,15 +184,19 @@ export function pythonRound(value: number, precision: number, method: string): n
     if (method === "ceil") return Math.ceil(value * scale) / scale;
     if (method === "floor") return Math.floor(value * scale) / scale;
     if (method !== "common") throw new Error("round method must be common, ceil or floor");
-    if (!Number.isFinite(value)) return value;
-    const scaled = value * scale;
-    // An exact tie (the scaled value is a half integer, and scaling was exact) rounds to even, like Python's round().
-    if (scaled / scale === value && Number.isInteger(scaled * 2) && !Number.isInteger(scaled)) {
-        const down = Math.floor(scaled);
-        return (down % 2 === 0 ? down : down + 1) / scale;
+    if (!Number.isFinite(value) || Math.abs(value) >= 1e21 || precision < 0 || precision > 20) return Math.round(value * scale) / scale;
+    // toFixed rounds by the exact binary value, as Python does, except on exact ties, where Python rounds half to even
+    // and toFixed away from zero. The exact decimal expansion (at most ~100 digits for the values met here) tells ties.
+    const exact = Math.abs(value).toFixed(100);
+    const point = exact.indexOf(".");
+    const rest = exact.slice(point + 1 + precision);
+    if (/^50*$/.test(rest)) {
+        const truncated = Number(exact.slice(0, point + 1 + precision));
+        const lastDigit = Number(exact[point + precision] === "." ? exact[point - 1] : exact[point + precision]);
+        const magnitude = lastDigit % 2 === 0 ? truncated : truncated + 1 / scale;
+        return Math.sign(value) * Number(magnitude.toFixed(precision));
     }
-    // Otherwise the correctly rounded decimal of the exact binary value (toFixed is exact for non-ties).
-    return precision >= 0 && precision <= 100 ? Number(value.toFixed(precision)) : Math.round(scaled) / scale;
+    return Number(value.toFixed(precision));
 }
 
 function strftime(date: Date, format: string): string {

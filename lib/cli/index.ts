@@ -9,6 +9,7 @@ import { Command } from "commander";
 import { packageVersion } from "../system.js";
 import { askCommand } from "./commands/ask.js";
 import { chatCommand } from "./commands/chat.js";
+import { convertCommand } from "./commands/convert.js";
 import { embedCommand } from "./commands/embed.js";
 import { infoCommand } from "./commands/info.js";
 import { inspectCommand } from "./commands/inspect.js";
@@ -20,6 +21,7 @@ const program = new Command("vidllama")
 
 program.addCommand(askCommand());
 program.addCommand(chatCommand());
+program.addCommand(convertCommand());
 program.addCommand(embedCommand());
 program.addCommand(inspectCommand());
 program.addCommand(infoCommand());

@@ -5,7 +5,7 @@
  * @internal
  * @module
  */
-import { createInterface } from "node:readline/promises";
+import { createInterface } from "node:readline";
 import { Command } from "commander";
 import { reportError } from "../shared.js";
 import { addModelFlags, addSamplingFlags, loadModelWithProgress, promptOptionsFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
@@ -32,43 +32,35 @@ export function chatCommand(): Command {
                 if (current && !current.signal.aborted) current.abort();
                 else rl.close();
             });
-            if (process.stdin.isTTY) process.stderr.write(`${model.info.description} — ${HELP}\n`);
-            for (;;) {
-                let line: string;
-                try {
-                    line = await rl.question(process.stdin.isTTY ? "> " : "");
-                } catch {
-                    break; // closed (Ctrl+D / Ctrl+C / end of input)
-                }
+            const interactive = process.stdin.isTTY === true;
+            if (interactive) process.stderr.write(`${model.info.description} — ${HELP}\n`);
+            rl.setPrompt("> ");
+            if (interactive) rl.prompt();
+            // Lines are consumed in order from the interface's own buffer, so piped input is never lost.
+            for await (const line of rl) {
                 const input = line.trim();
-                if (input === "") continue;
                 if (input === "/exit" || input === "/quit") break;
-                if (input === "/reset") {
-                    session.reset();
-                    continue;
-                }
-                if (input === "/help") {
-                    process.stderr.write(`${HELP}\n`);
-                    continue;
-                }
-                const file = /^\/(save|load)\s+(.+)$/.exec(input);
-                if (file) {
+                if (input === "/reset") session.reset();
+                else if (input === "/help") process.stderr.write(`${HELP}\n`);
+                else if (/^\/(save|load)\s+\S/.test(input)) {
+                    const [, verb, file] = /^\/(save|load)\s+(.+)$/.exec(input)!;
                     try {
-                        if (file[1] === "save") await session.save(file[2]!, { overwrite: true });
-                        else await session.load(file[2]!);
-                        process.stderr.write(`${file[1] === "save" ? "saved to" : "loaded"} ${file[2]}\n`);
+                        if (verb === "save") await session.save(file!, { overwrite: true });
+                        else await session.load(file!);
+                        process.stderr.write(`${verb === "save" ? "saved to" : "loaded"} ${file}\n`);
                     } catch (err) {
                         reportError(err);
-                        process.exitCode = 0;
+                        process.exitCode = 0; // a failed command does not end the chat
                     }
-                    continue;
+                } else if (input !== "") {
+                    current = new AbortController();
+                    const stream = session.stream(input, { ...promptOptionsFrom(flags), signal: current.signal });
+                    for await (const chunk of stream) process.stdout.write(chunk);
+                    const result = await stream.result;
+                    process.stdout.write(result.stopReason === "abort" ? " [stopped]\n" : "\n");
+                    current = undefined;
                 }
-                current = new AbortController();
-                const stream = session.stream(input, { ...promptOptionsFrom(flags), signal: current.signal });
-                for await (const chunk of stream) process.stdout.write(chunk);
-                const result = await stream.result;
-                process.stdout.write(result.stopReason === "abort" ? " [stopped]\n" : "\n");
-                current = undefined;
+                if (interactive) rl.prompt();
             }
             rl.close();
         } catch (err) {

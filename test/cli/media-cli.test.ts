@@ -1,0 +1,88 @@
+// `vidllama ask --image/--video` and `vidllama embed` as a user runs them (dist/, compiled by the global setup).
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Image, loadVision, Video } from "../../lib/index.js";
+import { testVideo } from "../video/fixtures.js";
+import { FIXTURES, tinyVl3, type TinyVl3 } from "../vision/fixture.js";
+
+const cli = join(process.cwd(), "dist", "cli", "index.js");
+let fixture: TinyVl3;
+let png: string;
+
+function run(args: string[]) {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 300_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(async () => {
+    fixture = await tinyVl3();
+    png = join(FIXTURES, "cli-test.png");
+    if (!existsSync(png)) spawnSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=90x60:d=1", "-frames:v", "1", png]);
+}, 600_000);
+
+describe("vidllama ask with media", () => {
+    it("--image --json adds media and counts the image's visual tokens in promptTokens", () => {
+        const r = run(["ask", "-m", fixture.textModel, "--mmproj", fixture.mmproj, "--image", png, "--temperature", "0", "-n", "4", "--json", "What is this?"]);
+        expect(r.stderr).toBe("");
+        const out = JSON.parse(r.stdout) as { promptTokens: number[]; media: Array<{ kind: string; tokens: number }>; tokens: number[] };
+        expect(out.media).toHaveLength(1);
+        expect(out.media[0]!.kind).toBe("image");
+        expect(out.promptTokens.filter((t) => t === 151665)).toHaveLength(out.media[0]!.tokens);
+    });
+
+    it("--video --json reports every frame with tokens before and after pruning; --no-prune keeps them all", () => {
+        const video = testVideo("movingThenStatic");
+        const pruned = JSON.parse(run(["ask", "-m", fixture.textModel, "--mmproj", fixture.mmproj, "--video", video, "--fps", "1", "--temperature", "0", "-n", "2", "--json", "What moves?"]).stdout) as {
+            media: Array<{ kind: string; frames: Array<{ timestamp: number; tokens: number; keptTokens: number }>; tokens: number; keptTokens: number }>;
+            promptTokens: number[];
+        };
+        const m = pruned.media[0]!;
+        expect(m.kind).toBe("video");
+        expect(m.frames.map((f) => f.timestamp)).toHaveLength(8);
+        expect(m.keptTokens).toBe(m.frames.reduce((a, f) => a + f.keptTokens, 0));
+        expect(m.keptTokens).toBeLessThan(m.tokens);
+        expect(pruned.promptTokens.filter((t) => t === 151665)).toHaveLength(m.keptTokens);
+        const all = JSON.parse(run(["ask", "-m", fixture.textModel, "--mmproj", fixture.mmproj, "--video", video, "--fps", "1", "--no-prune", "--temperature", "0", "-n", "2", "--json", "What moves?"]).stdout) as typeof pruned;
+        expect(all.media[0]!.keptTokens).toBe(all.media[0]!.tokens);
+        const ranged = JSON.parse(run(["ask", "-m", fixture.textModel, "--mmproj", fixture.mmproj, "--video", video, "--start", "2", "--end", "5", "--max-frames", "2", "-n", "1", "--json", "Q"]).stdout) as typeof pruned;
+        expect(ranged.media[0]!.frames).toHaveLength(2);
+    });
+
+    it("explains a missing ffmpeg and a missing projector", () => {
+        const noFfmpeg = run(["ask", "-m", fixture.textModel, "--mmproj", fixture.mmproj, "--video", testVideo("single"), "--ffmpeg", "/nonexistent/ffmpeg", "-n", "1", "--json", "Q"]);
+        // a bad --ffmpeg falls back to the next place (PATH here) and says so in the video's warnings
+        expect(noFfmpeg.status).toBe(0);
+        const noProjector = run(["ask", "-m", fixture.textModel, "--image", png, "-n", "1", "Q"]);
+        expect(noProjector.status).toBe(1);
+        expect(noProjector.stderr).toMatch(/without a vision projector; pass mmproj/);
+    });
+});
+
+describe("vidllama embed", () => {
+    it("writes float32 rows equal to the library's output and a JSON summary", async () => {
+        const out = join(FIXTURES, "emb-test.f32");
+        rmSync(out, { force: true });
+        const video = testVideo("sceneCut");
+        const r = run(["embed", "--mmproj", fixture.mmproj, "--image", png, "--video", video, "--out", out]);
+        expect(r.stderr).toBe("");
+        const summary = JSON.parse(r.stdout) as { rows: number; width: number; images: Array<{ tokens: number }>; videos: Array<{ keptTokens: number; frames: unknown[] }> };
+        expect(summary.rows).toBe(summary.images[0]!.tokens + summary.videos[0]!.keptTokens);
+        expect(statSync(out).size).toBe(summary.rows * summary.width * 4);
+        const bytes = readFileSync(out);
+        const rows = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+        await using vision = await loadVision({ mmproj: fixture.mmproj });
+        const image = await vision.encode(Image.fromFile(png));
+        expect(Array.from(rows.subarray(0, image.embeddings.length))).toEqual(Array.from(image.embeddings));
+        await using v = await Video.open(video, { fps: vision.info.videoFps, maxFrames: vision.info.videoMaxFrames });
+        const encoded = await vision.encodeVideo(v);
+        expect(Array.from(rows.subarray(image.embeddings.length))).toEqual(Array.from(encoded.embeddings));
+        // never overwrites without --force
+        const again = run(["embed", "--mmproj", fixture.mmproj, "--image", png, "--out", out]);
+        expect(again.status).toBe(1);
+        expect(again.stderr).toMatch(/--force/);
+        const noPrune = JSON.parse(run(["embed", "--mmproj", fixture.mmproj, "--video", video, "--no-prune", "--out", out, "--force"]).stdout) as typeof summary;
+        expect(noPrune.rows).toBe((noPrune.videos[0] as unknown as { tokens: number }).tokens);
+    });
+});
