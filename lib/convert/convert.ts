@@ -307,6 +307,17 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
             for (const job of fileJobs) {
                 throwIfAborted(signal);
                 const stats = new ErrorStats(job.choice.type);
+                const report = (completed?: ConvertedTensor) =>
+                    onProgress?.({
+                        phase: file,
+                        file: finalPath,
+                        tensor: job.plan.gguf,
+                        tensorIndex: state.index,
+                        tensorCount: jobs.length,
+                        bytesDone: state.bytesDone,
+                        bytesTotal,
+                        ...(completed ? { completed } : {}),
+                    });
                 await writer.writeTensor(
                     job.plan.gguf,
                     convertTensor(job, {
@@ -319,15 +330,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
                         buffers,
                         onSlab: (bytes) => {
                             state.bytesDone += bytes;
-                            onProgress?.({
-                                phase: file,
-                                file: finalPath,
-                                tensor: job.plan.gguf,
-                                tensorIndex: state.index,
-                                tensorCount: jobs.length,
-                                bytesDone: state.bytesDone,
-                                bytesTotal,
-                            });
+                            report();
                         },
                     }),
                 );
@@ -353,16 +356,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
                     maxAbsError: stats.maxAbsErr,
                 };
                 results.push(done);
-                onProgress?.({
-                    phase: file,
-                    file: finalPath,
-                    tensor: job.plan.gguf,
-                    tensorIndex: state.index,
-                    tensorCount: jobs.length,
-                    bytesDone: state.bytesDone,
-                    bytesTotal,
-                    completed: done,
-                });
+                report(done);
                 state.index++;
             }
             const size = await writer.finish();

@@ -7,25 +7,16 @@
 import { Command } from "commander";
 import { interruptSignal, reportError } from "../shared.js";
 import { Image } from "../../decode/Image.js";
-import { Video } from "../../decode/Video.js";
+import type { Video } from "../../decode/Video.js";
 import type { MediaUsage, PromptOptions } from "../../Session.js";
 import { ProgressBar } from "../progress.js";
-import { parseInteger, parseNumber } from "../shared.js";
 import type { PromptPart } from "../../chat/content.js";
-import { addModelFlags, addSamplingFlags, collect, loadModelWithProgress, promptOptionsFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
+import { addModelFlags, addSamplingFlags, addVideoFlags, collect, openVideos, pruneFrom, type VideoFlags, loadModelWithProgress, promptOptionsFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
 
-interface AskFlags extends ModelFlags, SamplingFlags {
+interface AskFlags extends ModelFlags, SamplingFlags, VideoFlags {
     system?: string;
     json?: boolean;
     image: string[];
-    video: string[];
-    fps?: number;
-    maxFrames?: number;
-    start?: number;
-    end?: number;
-    pruneThreshold?: number;
-    prune: boolean;
-    ffmpeg?: string;
 }
 
 export function askCommand(): Command {
@@ -34,15 +25,8 @@ export function askCommand(): Command {
         .argument("<question>", "the question (one user turn)")
         .option("-s, --system <text>", "system prompt (without it, no system message is sent)")
         .option("--image <file>", "an image to ask about (repeatable; needs --mmproj); media come before the question", collect, [])
-        .option("--video <file>", "a video file or URL to ask about (repeatable; needs --mmproj and ffmpeg)", collect, [])
-        .option("--fps <n>", "frames sampled per second of video (default: the projector's, 1)", parseNumber("--fps", 0.001, 1000))
-        .option("--max-frames <n>", "at most this many frames per video, evenly subsampled (default: the projector's, 180)", parseInteger("--max-frames", 1, 100000))
-        .option("--start <seconds>", "start of the video range", parseNumber("--start", 0, 1e9))
-        .option("--end <seconds>", "end of the video range", parseNumber("--end", 0, 1e9))
-        .option("--prune-threshold <x>", "Differential Frame Pruning threshold (default: the projector's, 0.1)", parseNumber("--prune-threshold", 0, 1e6))
-        .option("--no-prune", "keep every visual token of every frame")
-        .option("--ffmpeg <path>", "the ffmpeg executable to use (else $VIDLLAMA_FFMPEG, ffmpeg-static, PATH)")
         .option("--json", "print { text, tokens, promptTokens, stopReason, timings, media } as JSON instead of streaming text");
+    addVideoFlags(command, "a video file or URL to ask about (needs --mmproj)");
     addModelFlags(command);
     addSamplingFlags(command);
     return command.action(async (question: string, flags: AskFlags) => {
@@ -54,22 +38,11 @@ export function askCommand(): Command {
             const options: PromptOptions = { ...promptOptionsFrom(flags), signal: interrupt.signal };
             const vision = model.visionInfo;
             const bar = new ProgressBar("video", !flags.quiet && !flags.json && process.stderr.isTTY === true);
-            for (const source of flags.video) {
-                videos.push(
-                    await Video.open(source, {
-                        fps: flags.fps ?? vision?.videoFps ?? 1,
-                        maxFrames: flags.maxFrames ?? vision?.videoMaxFrames ?? 180,
-                        ...(flags.start !== undefined ? { start: flags.start } : {}),
-                        ...(flags.end !== undefined ? { end: flags.end } : {}),
-                        ...(flags.ffmpeg ? { ffmpegPath: flags.ffmpeg } : {}),
-                        signal: interrupt.signal,
-                    }),
-                );
-            }
+            await openVideos(flags, vision, interrupt.signal, videos);
             // Media first, then the question, as one user turn.
             const input: PromptPart[] = [...flags.image.map((path) => Image.fromFile(path)), ...videos, question];
-            if (!flags.prune) options.prune = false;
-            else if (flags.pruneThreshold !== undefined) options.prune = { threshold: flags.pruneThreshold };
+            const prune = pruneFrom(flags);
+            if (prune !== undefined) options.prune = prune;
             options.onMediaProgress = (p) => {
                 bar.update(p.framesTotal ? p.framesEncoded / p.framesTotal : 0, `${p.framesDecoded}/${p.framesTotal} frames decoded, ${p.framesEncoded} encoded, ${p.tokensKept}/${p.tokensTotal} tokens kept`);
                 if (p.framesEncoded === p.framesTotal) bar.done();

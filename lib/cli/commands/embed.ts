@@ -11,20 +11,13 @@ import { Command } from "commander";
 import { InvalidOptionError } from "../../errors.js";
 import { loadVision } from "../../Vision.js";
 import { ProgressBar } from "../progress.js";
-import { Video } from "../../decode/Video.js";
-import { interruptSignal, parseInteger, parseNumber, reportError } from "../shared.js";
-import { collect } from "./generation-options.js";
+import type { Video } from "../../decode/Video.js";
+import { interruptSignal, parseInteger, reportError } from "../shared.js";
+import { addVideoFlags, collect, openVideos, pruneFrom, type VideoFlags } from "./generation-options.js";
 
-interface EmbedFlags {
+interface EmbedFlags extends VideoFlags {
     mmproj: string;
     image: string[];
-    video: string[];
-    fps?: number;
-    maxFrames?: number;
-    start?: number;
-    end?: number;
-    pruneThreshold?: number;
-    prune: boolean;
     out: string;
     force?: boolean;
     threads?: number;
@@ -33,89 +26,82 @@ interface EmbedFlags {
 }
 
 export function embedCommand(): Command {
-    return new Command("embed")
+    const command = new Command("embed")
         .description("write visual token embeddings (raw little-endian float32 rows) and print a JSON summary")
         .requiredOption("--mmproj <file>", "vision projector GGUF")
         .option("--image <file>", "an image (repeatable); rows of all media are written one after the other", collect, [])
-        .option("--video <file>", "a video (repeatable): the kept tokens of every frame, in order", collect, [])
-        .option("--fps <n>", "frames sampled per second of video (default: the projector's)", parseNumber("--fps", 0.001, 1000))
-        .option("--max-frames <n>", "at most this many frames per video (default: the projector's)", parseInteger("--max-frames", 1, 100000))
-        .option("--start <seconds>", "start of the video range", parseNumber("--start", 0, 1e9))
-        .option("--end <seconds>", "end of the video range", parseNumber("--end", 0, 1e9))
-        .option("--prune-threshold <x>", "Differential Frame Pruning threshold (default: the projector's)", parseNumber("--prune-threshold", 0, 1e6))
-        .option("--no-prune", "write every merged token of every frame")
         .requiredOption("-o, --out <file>", "output file of float32 rows")
         .option("-f, --force", "overwrite --out if it exists")
         .option("-t, --threads <n>", "CPU threads", parseInteger("--threads", 1, 1024))
         .option("--no-gpu", "run on the CPU even when a GPU backend is available")
-        .option("-q, --quiet", "no progress output")
-        .action(async (flags: EmbedFlags) => {
-            const interrupt = interruptSignal();
-            let cleanup: (() => void) | undefined;
-            try {
-                if (flags.image.length === 0 && flags.video.length === 0) throw new InvalidOptionError("--image", "at least one --image or --video", undefined);
-                if (existsSync(flags.out) && !flags.force) throw new InvalidOptionError("--out", "a file that does not exist yet (or --force)", flags.out);
-                const bar = new ProgressBar("loading projector", !flags.quiet && process.stderr.isTTY === true);
-                await using vision = await loadVision({ mmproj: flags.mmproj, threads: flags.threads, gpu: flags.gpu, signal: interrupt.signal, onProgress: (f) => bar.update(f) });
-                bar.done();
-                // Written under a temporary name: an interrupted run never leaves a partial file under the final name.
-                const partial = `${flags.out}.partial`;
-                cleanup = () => rmSync(partial, { force: true });
-                const out = createWriteStream(partial);
-                const images = [];
-                let offset = 0;
-                for (const path of flags.image) {
-                    const started = performance.now();
-                    const r = await vision.encode(path, { signal: interrupt.signal });
-                    const bytes = Buffer.from(r.embeddings.buffer, r.embeddings.byteOffset, r.embeddings.byteLength);
-                    if (!out.write(bytes)) await new Promise<void>((res) => out.once("drain", () => res()));
-                    images.push({ image: path, tokens: r.tokens, grid: r.grid, size: r.size, firstRow: offset, ms: Math.round(performance.now() - started) });
-                    offset += r.tokens;
-                }
-                const videos = [];
-                for (const path of flags.video) {
-                    const started = performance.now();
-                    await using video = await Video.open(path, {
-                        fps: flags.fps ?? vision.info.videoFps,
-                        maxFrames: flags.maxFrames ?? vision.info.videoMaxFrames,
-                        ...(flags.start !== undefined ? { start: flags.start } : {}),
-                        ...(flags.end !== undefined ? { end: flags.end } : {}),
-                        signal: interrupt.signal,
-                    });
-                    const bar = new ProgressBar(path, !flags.quiet && process.stderr.isTTY === true);
-                    const r = await vision.encodeVideo(video, {
-                        signal: interrupt.signal,
-                        prune: flags.prune ? (flags.pruneThreshold !== undefined ? { threshold: flags.pruneThreshold } : undefined) : false,
-                        onProgress: (p) => bar.update(p.framesTotal ? p.framesEncoded / p.framesTotal : 0, `${p.framesEncoded}/${p.framesTotal} frames`),
-                    });
-                    bar.done();
-                    const bytes = Buffer.from(r.embeddings.buffer, r.embeddings.byteOffset, r.embeddings.byteLength);
-                    if (!out.write(bytes)) await new Promise<void>((res) => out.once("drain", () => res()));
-                    videos.push({
-                        video: path,
-                        tokens: r.frames.reduce((a, f) => a + f.tokens, 0),
-                        keptTokens: r.tokens,
-                        grid: r.grid,
-                        size: r.size,
-                        frames: r.frames,
-                        firstRow: offset,
-                        warnings: video.warnings,
-                        ms: Math.round(performance.now() - started),
-                    });
-                    offset += r.tokens;
-                }
-                out.end();
-                await finished(out);
-                renameSync(partial, flags.out);
-                cleanup = undefined;
-                process.stdout.write(
-                    JSON.stringify({ out: flags.out, rows: offset, width: vision.info.projectionDim, dtype: "float32", byteOrder: "little-endian", images, videos }, null, 2) + "\n",
-                );
-            } catch (err) {
-                cleanup?.();
-                reportError(err);
-            } finally {
-                interrupt.dispose();
+        .option("-q, --quiet", "no progress output");
+    addVideoFlags(command, "a video: the kept tokens of every frame, in order (with --no-prune every merged token)");
+    return command.action(async (flags: EmbedFlags) => {
+        const interrupt = interruptSignal();
+        let cleanup: (() => void) | undefined;
+        let cleanupVideos: (() => Promise<unknown>) | undefined;
+        try {
+            if (flags.image.length === 0 && flags.video.length === 0) throw new InvalidOptionError("--image", "at least one --image or --video", undefined);
+            if (existsSync(flags.out) && !flags.force) throw new InvalidOptionError("--out", "a file that does not exist yet (or --force)", flags.out);
+            const bar = new ProgressBar("loading projector", !flags.quiet && process.stderr.isTTY === true);
+            await using vision = await loadVision({ mmproj: flags.mmproj, threads: flags.threads, gpu: flags.gpu, signal: interrupt.signal, onProgress: (f) => bar.update(f) });
+            bar.done();
+            // Written under a temporary name: an interrupted run never leaves a partial file under the final name.
+            const partial = `${flags.out}.partial`;
+            cleanup = () => rmSync(partial, { force: true });
+            const out = createWriteStream(partial);
+            const images = [];
+            let offset = 0;
+            for (const path of flags.image) {
+                const started = performance.now();
+                const r = await vision.encode(path, { signal: interrupt.signal });
+                const bytes = Buffer.from(r.embeddings.buffer, r.embeddings.byteOffset, r.embeddings.byteLength);
+                if (!out.write(bytes)) await new Promise<void>((res) => out.once("drain", () => res()));
+                images.push({ image: path, tokens: r.tokens, grid: r.grid, size: r.size, firstRow: offset, ms: Math.round(performance.now() - started) });
+                offset += r.tokens;
             }
-        });
+            const videos = [];
+            const opened: Video[] = [];
+            cleanupVideos = () => Promise.all(opened.map((v) => v.close()));
+            await openVideos(flags, vision.info, interrupt.signal, opened);
+            for (const video of opened) {
+                const started = performance.now();
+                const path = video.source;
+                const bar = new ProgressBar(path, !flags.quiet && process.stderr.isTTY === true);
+                const r = await vision.encodeVideo(video, {
+                    signal: interrupt.signal,
+                    prune: pruneFrom(flags),
+                    onProgress: (p) => bar.update(p.framesTotal ? p.framesEncoded / p.framesTotal : 0, `${p.framesEncoded}/${p.framesTotal} frames`),
+                });
+                bar.done();
+                const bytes = Buffer.from(r.embeddings.buffer, r.embeddings.byteOffset, r.embeddings.byteLength);
+                if (!out.write(bytes)) await new Promise<void>((res) => out.once("drain", () => res()));
+                videos.push({
+                    video: path,
+                    tokens: r.frames.reduce((a, f) => a + f.tokens, 0),
+                    keptTokens: r.tokens,
+                    grid: r.grid,
+                    size: r.size,
+                    frames: r.frames,
+                    firstRow: offset,
+                    warnings: video.warnings,
+                    ms: Math.round(performance.now() - started),
+                });
+                offset += r.tokens;
+            }
+            out.end();
+            await finished(out);
+            renameSync(partial, flags.out);
+            cleanup = undefined;
+            process.stdout.write(
+                JSON.stringify({ out: flags.out, rows: offset, width: vision.info.projectionDim, dtype: "float32", byteOrder: "little-endian", images, videos }, null, 2) + "\n",
+            );
+        } catch (err) {
+            cleanup?.();
+            reportError(err);
+        } finally {
+            await cleanupVideos?.();
+            interrupt.dispose();
+        }
+    });
 }

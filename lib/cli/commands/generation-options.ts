@@ -5,6 +5,9 @@
  * @module
  */
 import { Command, Option } from "commander";
+import type { PruneOption } from "../../chat/content.js";
+import { Video } from "../../decode/Video.js";
+import type { VisionInfo } from "../../encode/vision.js";
 import { loadModel, type Model } from "../../Model.js";
 import type { PromptOptions } from "../../Session.js";
 import { ProgressBar } from "../progress.js";
@@ -85,4 +88,51 @@ export function promptOptionsFrom(flags: SamplingFlags): PromptOptions {
 /** Collects a repeatable option into an array. */
 export function collect(value: string, previous: string[] = []): string[] {
     return [...previous, value];
+}
+
+/** Video sampling and pruning flags shared by `ask` and `embed`. */
+export interface VideoFlags {
+    video: string[];
+    fps?: number;
+    maxFrames?: number;
+    start?: number;
+    end?: number;
+    pruneThreshold?: number;
+    prune: boolean;
+    ffmpeg?: string;
+}
+
+export function addVideoFlags(command: Command, what: string): Command {
+    return command
+        .option("--video <file>", `${what} (repeatable; needs ffmpeg)`, collect, [])
+        .option("--fps <n>", "frames sampled per second of video (default: the projector's, 1)", parseNumber("--fps", 0.001, 1000))
+        .option("--max-frames <n>", "at most this many frames per video, evenly subsampled (default: the projector's, 180)", parseInteger("--max-frames", 1, 100000))
+        .option("--start <seconds>", "start of the video range", parseNumber("--start", 0, 1e9))
+        .option("--end <seconds>", "end of the video range", parseNumber("--end", 0, 1e9))
+        .option("--prune-threshold <x>", "Differential Frame Pruning threshold (default: the projector's, 0.1)", parseNumber("--prune-threshold", 0, 1e6))
+        .option("--no-prune", "keep every visual token of every frame")
+        .option("--ffmpeg <path>", "the ffmpeg executable to use (else $VIDLLAMA_FFMPEG, ffmpeg-static, PATH)");
+}
+
+/** Opens the --video sources with the flags' sampling (defaults from the projector); the caller closes them. */
+export async function openVideos(flags: VideoFlags, vision: VisionInfo | undefined, signal: AbortSignal, opened: Video[]): Promise<Video[]> {
+    for (const source of flags.video) {
+        opened.push(
+            await Video.open(source, {
+                fps: flags.fps ?? vision?.videoFps ?? 1,
+                maxFrames: flags.maxFrames ?? vision?.videoMaxFrames ?? 180,
+                ...(flags.start !== undefined ? { start: flags.start } : {}),
+                ...(flags.end !== undefined ? { end: flags.end } : {}),
+                ...(flags.ffmpeg ? { ffmpegPath: flags.ffmpeg } : {}),
+                signal,
+            }),
+        );
+    }
+    return opened;
+}
+
+/** The prune setting the flags ask for (undefined: the projector's defaults). */
+export function pruneFrom(flags: VideoFlags): PruneOption | undefined {
+    if (!flags.prune) return false;
+    return flags.pruneThreshold !== undefined ? { threshold: flags.pruneThreshold } : undefined;
 }
