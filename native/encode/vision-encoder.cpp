@@ -1,5 +1,6 @@
 #include "encode/vision-encoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -24,14 +25,30 @@ ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_
     return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);
 }
 
-// GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")), composed from exact ops: ggml_gelu on the
-// CPU reads an f16 lookup table, which would round every activation of the 27 MLPs to half precision.
-ggml_tensor * gelu_tanh(ggml_context * ctx, ggml_tensor * x) {
-    const float sqrt_2_over_pi = 0.7978845608028654f;
-    ggml_tensor * x3 = ggml_mul(ctx, ggml_sqr(ctx, x), x);
-    ggml_tensor * inner = ggml_scale(ctx, ggml_add(ctx, x, ggml_scale(ctx, x3, 0.044715f)), sqrt_2_over_pi);
-    ggml_tensor * t = ggml_scale_bias(ctx, ggml_tanh(ctx, inner), 0.5f, 0.5f); // (1 + tanh) / 2
-    return ggml_mul(ctx, x, t);
+// GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")) in f32. On the CPU, ggml_gelu reads an f16
+// lookup table (rounding every activation of the 27 MLPs to half precision), so the CPU graph uses this fused custom
+// op instead; GPU backends compute ggml_gelu in f32 and keep it.
+void gelu_tanh_rows(ggml_tensor * dst, const ggml_tensor * a, int ith, int nth, void * /*userdata*/) {
+    const int64_t rows = ggml_nrows(a);
+    const int64_t n = a->ne[0];
+    const int64_t per = (rows + nth - 1) / nth;
+    const int64_t first = per * ith;
+    const int64_t last = std::min(rows, first + per);
+    const float c = 0.7978845608028654f; // sqrt(2 / pi)
+    for (int64_t r = first; r < last; r++) {
+        const float * x = reinterpret_cast<const float *>(static_cast<const char *>(a->data) + r * a->nb[1]);
+        float * y = reinterpret_cast<float *>(static_cast<char *>(dst->data) + r * dst->nb[1]);
+        for (int64_t i = 0; i < n; i++) {
+            const float v = x[i];
+            // 0.5·(1 + tanh z) = 1 / (1 + e^(-2z))
+            y[i] = v / (1.0f + std::exp(-2.0f * c * (v + 0.044715f * v * v * v)));
+        }
+    }
+}
+
+ggml_tensor * gelu_tanh(ggml_context * ctx, ggml_tensor * x, bool on_cpu) {
+    if (!on_cpu) return ggml_gelu(ctx, x);
+    return ggml_map_custom1(ctx, x, gelu_tanh_rows, GGML_N_TASKS_MAX, nullptr);
 }
 
 } // namespace
@@ -133,7 +150,7 @@ VisionEncoder::CachedGraph & VisionEncoder::graph_for(int32_t batch, int32_t gri
 
         h = layer_norm(ctx, x, L.ln2_w, L.ln2_b, hp.eps);
         h = linear(ctx, h, L.up_w, L.up_b);
-        h = hp.vision_act == "gelu" ? ggml_gelu_erf(ctx, h) : gelu_tanh(ctx, h);
+        h = hp.vision_act == "gelu" ? ggml_gelu_erf(ctx, h) : gelu_tanh(ctx, h, !model_->on_gpu());
         x = ggml_add(ctx, x, linear(ctx, h, L.down_w, L.down_b));
     }
     x = layer_norm(ctx, x, w.post_ln_w, w.post_ln_b, hp.eps);
