@@ -4,25 +4,22 @@
  * child process so that its peak RSS is the converter's alone. Peak RSS is taken from the child's
  * `process.resourceUsage().maxRSS` and, when /usr/bin/time exists, from `time -v` as an outside check.
  *
- * Run with a TypeScript runner, e.g.
- *   VIDLLAMA_ADDON_PATH=build/<you>/vidllama.node node --import tsx bench/convert-memory.ts [--shape 2b|7b] [--types f16,q4_k_m]
- *     [--verify sample|all|none] [--keep]
- * (or compile it with tsc and run the .js). `--shape 7b` uses the 7B shapes (16 GB checkpoint, untied, vocab 152064).
+ *   npm run bench:build
+ *   node bench/.models/js/bench/convert-memory.js [--shape 2b|7b] [--types f16,q4_k_m] [--verify sample|all|none] [--keep]
+ * `--shape 7b` uses the 7B shapes (16 GB checkpoint, untied, vocab 152064).
  * Prints a table and a JSON line with every figure.
  */
+import { MODELS_DIR } from "./lib/env.js";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { convertCheckpoint } from "../lib/convert/convert.js";
 import type { TextOutputType } from "../lib/convert/quant-rules.js";
 import { REAL_2B_TEXT, REAL_2B_VISION, writeHfCheckpoint, type TextDims } from "../test/fixtures/hf-checkpoint.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** bench/.models next to this file (also when this file runs compiled from somewhere below bench/.models/). */
-const marker = join("bench", ".models");
-const modelsDir = here.includes(marker) ? here.slice(0, here.indexOf(marker) + marker.length) : join(here, ".models");
+const modelsDir = MODELS_DIR;
 
 const SHAPES: Record<string, { text: TextDims; tied: boolean; shards: number }> = {
     "2b": { text: REAL_2B_TEXT, tied: true, shards: 1 },

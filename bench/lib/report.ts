@@ -1,0 +1,100 @@
+/**
+ * Command-line flags, machine description, tables and result files shared by the benchmarks.
+ *
+ * @module
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+import { native, nativeAddonPath } from "../../lib/native/load.js";
+import { RESULTS_DIR } from "./env.js";
+
+/** Value of `--name value` on the command line, or `fallback`. */
+export function argValue(name: string, fallback: string): string {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+/** True when `--name` is on the command line. */
+export function hasFlag(name: string): boolean {
+    return process.argv.includes(`--${name}`);
+}
+
+/** The machine a run was measured on. */
+export interface MachineInfo {
+    cpu: string;
+    /** Logical CPUs the OS reports. */
+    cpus: number;
+    memoryGiB: number;
+    /** 1-minute load average when the run started (other work on the machine skews timings). */
+    loadAverage: number;
+    node: string;
+    os: string;
+    /** The native addon in use and the CPU features it was built with (llama.cpp's system line). */
+    addon: { path: string; gpuBackend: string; cpuFeatures: string[] };
+}
+
+/** Describes this machine and the addon in use (as `systemInfo()` does, without needing package.json next to lib/). */
+export function machineInfo(): MachineInfo {
+    const addon = native();
+    const details = addon.systemInfo();
+    const cpuLine = /CPU\s*:(.*)/.exec(details)?.[1] ?? "";
+    const cpuFeatures = [...cpuLine.matchAll(/([A-Z0-9_]+)\s*=\s*1/g)].map((m) => m[1]!);
+    let os = `${process.platform} ${process.arch}`;
+    try {
+        const release = readFileSync("/etc/os-release", "utf8");
+        os = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(release)?.[1] ?? os;
+        os += `, kernel ${execFileSync("uname", ["-r"], { encoding: "utf8" }).trim()}`;
+    } catch {
+        // keep the short form
+    }
+    return {
+        cpu: cpus()[0]?.model.trim() ?? "unknown",
+        cpus: cpus().length,
+        memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+        loadAverage: Math.round(loadavg()[0]! * 100) / 100,
+        node: process.version,
+        os,
+        addon: { path: nativeAddonPath() ?? "", gpuBackend: addon.gpuBackend, cpuFeatures },
+    };
+}
+
+/** Renders rows as a Markdown table (the README's format). */
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+    const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+    return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+}
+
+/** Writes a run's figures to bench/.models/results/<name>-<timestamp>.json and returns the path. */
+export async function saveResults(name: string, data: unknown): Promise<string> {
+    await mkdir(RESULTS_DIR, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    const path = join(RESULTS_DIR, `${name}-${stamp}.json`);
+    await writeFile(path, `${JSON.stringify(data, null, 2)}\n`);
+    return path;
+}
+
+/** Median of numbers (NaN for none). */
+export function median(values: readonly number[]): number {
+    if (values.length === 0) return NaN;
+    const s = [...values].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Formatting helpers. */
+export const fmt = {
+    ms: (v: number): string => (Number.isFinite(v) ? (v >= 100 ? v.toFixed(0) : v.toFixed(1)) : "–"),
+    s: (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : "–"),
+    mib: (bytes: number): string => (Number.isFinite(bytes) ? (bytes / 2 ** 20).toFixed(0) : "–"),
+    ratio: (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : "–"),
+    pct: (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(1)} %` : "–"),
+};
+
+/** Progress line on stderr. */
+export function log(line: string): void {
+    process.stderr.write(`${line}\n`);
+}

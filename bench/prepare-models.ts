@@ -1,0 +1,16 @@
+/**
+ * Generates (once; later runs reuse them) the random-weight GGUF files with the real VideoLLaMA3-2B shapes that the
+ * benchmarks use: mmproj f16, text model q8_0 and f16 (see bench/lib/models.ts). The benchmarks call the same code
+ * themselves; running this first keeps generation out of a benchmark's wall time.
+ *
+ *   node bench/.models/js/bench/prepare-models.js [--types q8_0,f16]
+ */
+import "./lib/env.js";
+import { ensureMmproj, ensureQwen2vlMmproj, ensureTextModel, type TextType } from "./lib/models.js";
+import { argValue } from "./lib/report.js";
+
+const types = argValue("types", "q8_0,f16").split(",") as TextType[];
+for (const t of types) if (t !== "q8_0" && t !== "f16") throw new Error(`--types: ${t} is not q8_0 or f16`);
+process.stdout.write(`${await ensureMmproj()}\n`);
+for (const t of types) process.stdout.write(`${await ensureTextModel(t)}\n`);
+if (process.argv.includes("--llama-cpp")) process.stdout.write(`${await ensureQwen2vlMmproj()}\n`);
