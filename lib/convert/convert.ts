@@ -505,7 +505,8 @@ async function exists(path: string): Promise<boolean> {
 
 // ---- metadata ----------------------------------------------------------------------------------------------------
 
-function writeTextMetadata(w: GgufWriter, config: CheckpointConfig, vocab: GgufVocabulary, name: string, type: TextOutputType): void {
+/** The text GGUF's metadata (docs/gguf-format.md). Exported for the benchmarks' random-weight files; not public API. @internal */
+export function writeTextMetadata(w: GgufWriter, config: CheckpointConfig, vocab: GgufVocabulary, name: string, type: TextOutputType): void {
     const t = config.text;
     w.setString("general.architecture", "qwen2");
     w.setString("general.type", "model");
@@ -559,7 +560,8 @@ const VIDEO_MAX_FRAMES = 180;
 const DIFF_THRESHOLD = 0.1;
 const MIN_TOKENS_PER_FRAME = 1;
 
-function writeMmprojMetadata(w: GgufWriter, config: CheckpointConfig, name: string, type: MmprojOutputType): void {
+/** The vision projector GGUF's metadata (docs/gguf-format.md). Exported for the benchmarks; not public API. @internal */
+export function writeMmprojMetadata(w: GgufWriter, config: CheckpointConfig, name: string, type: MmprojOutputType): void {
     const v = config.vision;
     const p = config.processor;
     w.setString("general.architecture", "clip");
