@@ -13,7 +13,7 @@
  * @module
  */
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "./env.js";
 
@@ -180,10 +180,12 @@ const LIBS = ["llama.cpp/src/libllama.a", "llama.cpp/ggml/src/libggml.a", "llama
 export function ensureMtmdDriver(log: (line: string) => void): { path: string } | { skipped: string } {
     const binary = join(LLAMA_TOOLS_DIR, "build", "mtmd-bench");
     const stamp = join(LLAMA_TOOLS_DIR, "version");
-    if (existsSync(binary) && existsSync(stamp) && readFileSync(stamp, "utf8") === DRIVER_VERSION) return { path: binary };
     const buildTree = process.env.VIDLLAMA_BENCH_LLAMA_LIBS ?? join(REPO_ROOT, "build-cmake");
     const missing = LIBS.filter((l) => !existsSync(join(buildTree, l)));
     if (missing.length > 0) return { skipped: `no static ggml/libllama in ${buildTree} (run npm run build:native, or set VIDLLAMA_BENCH_LLAMA_LIBS)` };
+    // The driver is rebuilt when its source or the libraries it links (a new llama.cpp, other build flags) change.
+    const wanted = [DRIVER_VERSION, ...LIBS.map((l) => `${l} ${statSync(join(buildTree, l)).mtimeMs}`)].join("\n");
+    if (existsSync(binary) && existsSync(stamp) && readFileSync(stamp, "utf8") === wanted) return { path: binary };
     const llama = join(REPO_ROOT, "deps", "llama.cpp");
     if (!existsSync(join(llama, "tools", "mtmd", "mtmd.h"))) return { skipped: `${llama} has no tools/mtmd` };
     const src = join(LLAMA_TOOLS_DIR, "src");
@@ -202,7 +204,7 @@ export function ensureMtmdDriver(log: (line: string) => void): { path: string } 
     } catch (err) {
         return { skipped: `building the driver failed: ${(err as Error).message.split("\n")[0]}` };
     }
-    writeFileSync(stamp, DRIVER_VERSION);
+    writeFileSync(stamp, wanted);
     return { path: binary };
 }
 
