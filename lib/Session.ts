@@ -504,7 +504,13 @@ export class Session {
         const vision = this.#model.vision;
         if (media.length > 0) {
             if (!vision) {
-                throw new InvalidOptionError("prompt", "text only", undefined, `${basename(this.#model.path)} was loaded without a vision projector; pass mmproj to loadModel`);
+                const first = media[0]!;
+                throw new InvalidOptionError(
+                    "prompt",
+                    "text only",
+                    first.type === "image" ? first.image : first.video,
+                    `${basename(this.#model.path)} was loaded without a vision projector; pass mmproj to loadModel to give it ${first.type}s`,
+                );
             }
             const hp = vision.info;
             // Videos given as a path/URL are opened once per session with the projector's sampling defaults.

@@ -1,6 +1,6 @@
 // `vidllama ask --image/--video` and `vidllama embed` as a user runs them (dist/, compiled by the global setup).
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Image, loadVision, Video } from "../../lib/index.js";
@@ -57,6 +57,7 @@ describe("vidllama ask with media", () => {
         const noProjector = run(["ask", "-m", fixture.textModel, "--image", png, "-n", "1", "Q"]);
         expect(noProjector.status).toBe(1);
         expect(noProjector.stderr).toMatch(/without a vision projector; pass mmproj/);
+        expect(noProjector.stderr).toMatch(/received an instance of Image/);
     });
 });
 
@@ -84,5 +85,26 @@ describe("vidllama embed", () => {
         expect(again.stderr).toMatch(/--force/);
         const noPrune = JSON.parse(run(["embed", "--mmproj", fixture.mmproj, "--video", video, "--no-prune", "--out", out, "--force"]).stdout) as typeof summary;
         expect(noPrune.rows).toBe((noPrune.videos[0] as unknown as { tokens: number }).tokens);
+    });
+
+    it("a failed run leaves neither the output nor a temporary file, and never touches other files", () => {
+        const dir = join(FIXTURES, "embed-failed");
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir);
+        const out = join(dir, "emb.f32");
+        // a file of the user's with the name a naive temporary file would take
+        writeFileSync(`${out}.partial`, "mine");
+        const left = () => readdirSync(dir).sort();
+        // fails while opening the video, before any output
+        const badRange = run(["embed", "--mmproj", fixture.mmproj, "--video", testVideo("sceneCut"), "--start", "5", "--end", "2", "--out", out]);
+        expect(badRange.status).toBe(1);
+        expect(badRange.stderr).toMatch(/end/);
+        expect(left()).toEqual(["emb.f32.partial"]);
+        // fails after the first image's rows were written
+        const badImage = run(["embed", "--mmproj", fixture.mmproj, "--image", png, "--image", join(process.cwd(), "README.md"), "--out", out]);
+        expect(badImage.status).toBe(1);
+        expect(badImage.stderr).toMatch(/image format not recognised/);
+        expect(left()).toEqual(["emb.f32.partial"]);
+        expect(readFileSync(`${out}.partial`, "utf8")).toBe("mine");
     });
 });

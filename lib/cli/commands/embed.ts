@@ -6,6 +6,9 @@
  * @module
  */
 import { createWriteStream, existsSync, renameSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { basename, dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
 import { Command } from "commander";
 import { InvalidOptionError } from "../../errors.js";
@@ -38,18 +41,26 @@ export function embedCommand(): Command {
     addVideoFlags(command, "a video: the kept tokens of every frame, in order (with --no-prune every merged token)");
     return command.action(async (flags: EmbedFlags) => {
         const interrupt = interruptSignal();
-        let cleanup: (() => void) | undefined;
-        let cleanupVideos: (() => Promise<unknown>) | undefined;
+        let cleanup: (() => Promise<void>) | undefined;
+        const opened: Video[] = [];
         try {
             if (flags.image.length === 0 && flags.video.length === 0) throw new InvalidOptionError("--image", "at least one --image or --video", undefined);
             if (existsSync(flags.out) && !flags.force) throw new InvalidOptionError("--out", "a file that does not exist yet (or --force)", flags.out);
             const bar = new ProgressBar("loading projector", !flags.quiet && process.stderr.isTTY === true);
             await using vision = await loadVision({ mmproj: flags.mmproj, threads: flags.threads, gpu: flags.gpu, signal: interrupt.signal, onProgress: (f) => bar.update(f) });
             bar.done();
-            // Written under a temporary name: an interrupted run never leaves a partial file under the final name.
-            const partial = `${flags.out}.partial`;
-            cleanup = () => rmSync(partial, { force: true });
+            // Videos are opened (and probed) before any output exists: a bad --video or range fails without a trace.
+            await openVideos(flags, vision.info, interrupt.signal, opened);
+            // Written under a temporary name of our own beside the output (never a file the user may have): an
+            // interrupted run leaves nothing under the final name, a failed one nothing at all.
+            const partial = join(dirname(flags.out), `.${basename(flags.out)}.${process.pid}-${randomBytes(4).toString("hex")}.partial`);
             const out = createWriteStream(partial);
+            cleanup = async () => {
+                // the stream opens its file asynchronously: close it first, or the removal could come before the open
+                out.destroy();
+                await once(out, "close").catch(() => undefined);
+                rmSync(partial, { force: true });
+            };
             const images = [];
             let offset = 0;
             for (const path of flags.image) {
@@ -61,9 +72,6 @@ export function embedCommand(): Command {
                 offset += r.tokens;
             }
             const videos = [];
-            const opened: Video[] = [];
-            cleanupVideos = () => Promise.all(opened.map((v) => v.close()));
-            await openVideos(flags, vision.info, interrupt.signal, opened);
             for (const video of opened) {
                 const started = performance.now();
                 const path = video.source;
@@ -97,10 +105,10 @@ export function embedCommand(): Command {
                 JSON.stringify({ out: flags.out, rows: offset, width: vision.info.projectionDim, dtype: "float32", byteOrder: "little-endian", images, videos }, null, 2) + "\n",
             );
         } catch (err) {
-            cleanup?.();
+            await cleanup?.();
             reportError(err);
         } finally {
-            await cleanupVideos?.();
+            await Promise.all(opened.map((v) => v.close()));
             interrupt.dispose();
         }
     });

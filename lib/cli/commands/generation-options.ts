@@ -114,8 +114,11 @@ export function addVideoFlags(command: Command, what: string): Command {
         .option("--ffmpeg <path>", "the ffmpeg executable to use (else $VIDLLAMA_FFMPEG, ffmpeg-static, PATH)");
 }
 
-/** Opens the --video sources with the flags' sampling (defaults from the projector); the caller closes them. */
-export async function openVideos(flags: VideoFlags, vision: VisionInfo | undefined, signal: AbortSignal, opened: Video[]): Promise<Video[]> {
+/**
+ * Opens the --video sources with the flags' sampling (defaults from the projector) and appends them to `opened`,
+ * which the caller closes: also the ones opened before a later source fails.
+ */
+export async function openVideos(flags: VideoFlags, vision: VisionInfo | undefined, signal: AbortSignal, opened: Video[]): Promise<void> {
     for (const source of flags.video) {
         opened.push(
             await Video.open(source, {
@@ -128,7 +131,6 @@ export async function openVideos(flags: VideoFlags, vision: VisionInfo | undefin
             }),
         );
     }
-    return opened;
 }
 
 /** The prune setting the flags ask for (undefined: the projector's defaults). */
