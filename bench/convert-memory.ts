@@ -16,7 +16,9 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { convertCheckpoint } from "../lib/convert/convert.js";
-import type { TextOutputType } from "../lib/convert/quant-rules.js";
+import type { VerifyMode } from "../lib/convert/convert.js";
+import { TEXT_OUTPUT_TYPES, type TextOutputType } from "../lib/convert/quant-rules.js";
+import { argChoice, argList } from "./lib/report.js";
 import { REAL_2B_TEXT, REAL_2B_VISION, writeHfCheckpoint, type TextDims } from "../test/fixtures/hf-checkpoint.js";
 
 const modelsDir = MODELS_DIR;
@@ -31,11 +33,6 @@ interface ChildReport {
     seconds: number;
     maxRssBytes: number;
     detail: Record<string, unknown>;
-}
-
-function arg(name: string, fallback: string): string {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
 async function childMain(): Promise<void> {
@@ -115,10 +112,9 @@ const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
 
 async function main(): Promise<void> {
-    const shape = arg("shape", "2b");
-    if (!SHAPES[shape]) throw new Error(`--shape must be ${Object.keys(SHAPES).join(" or ")}`);
-    const types = arg("types", "f16,q4_k_m").split(",") as TextOutputType[];
-    const verify = arg("verify", "sample");
+    const shape = argChoice("shape", "2b", Object.keys(SHAPES));
+    const types = argList<TextOutputType>("types", ["f16", "q4_k_m"], TEXT_OUTPUT_TYPES);
+    const verify = argChoice<VerifyMode>("verify", "sample", ["sample", "all", "none"]);
     const keep = process.argv.includes("--keep");
     const ckDir = resolve(modelsDir, `videollama3-${shape}-random`);
     const outDir = resolve(modelsDir, `videollama3-${shape}-gguf`);

@@ -6,11 +6,10 @@
  *   node bench/.models/js/bench/prepare-models.js [--types q8_0,f16]
  */
 import "./lib/env.js";
-import { ensureMmproj, ensureQwen2vlMmproj, ensureTextModel, type TextType } from "./lib/models.js";
-import { argValue } from "./lib/report.js";
+import { ensureMmproj, ensureQwen2vlMmproj, ensureTextModel, TEXT_TYPES, type TextType } from "./lib/models.js";
+import { argList } from "./lib/report.js";
 
-const types = argValue("types", "q8_0,f16").split(",") as TextType[];
-for (const t of types) if (t !== "q8_0" && t !== "f16") throw new Error(`--types: ${t} is not q8_0 or f16`);
+const types = argList<TextType>("types", TEXT_TYPES, TEXT_TYPES);
 process.stdout.write(`${await ensureMmproj()}\n`);
 for (const t of types) process.stdout.write(`${await ensureTextModel(t)}\n`);
 if (process.argv.includes("--llama-cpp")) process.stdout.write(`${await ensureQwen2vlMmproj()}\n`);

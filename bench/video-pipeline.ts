@@ -36,9 +36,9 @@ import { native } from "../lib/native/load.js";
 import { targetSizes } from "../lib/preprocess/resize-rule.js";
 import type { PromptResult } from "../lib/Session.js";
 import { childrenCpuMs, memorySample, reportResult, runChild, type MemorySample } from "./lib/child.js";
-import { ensureVideo, VIDEO_DESCRIPTIONS, type VideoKind } from "./lib/media.js";
-import { ensureMmproj, ensureTextModel, type TextType } from "./lib/models.js";
-import { argValue, fmt, hasFlag, log, machineInfo, markdownTable, saveResults } from "./lib/report.js";
+import { ensureVideo, VIDEO_DESCRIPTIONS, VIDEO_KINDS, type VideoKind } from "./lib/media.js";
+import { ensureMmproj, ensureTextModel, TEXT_TYPES, type TextType } from "./lib/models.js";
+import { argChoice, argList, argNumber, fmt, hasFlag, log, machineInfo, markdownTable, saveResults } from "./lib/report.js";
 
 /** The projector's video settings (docs/gguf-format.md; the generated mmproj has the reference values). */
 const PATCH = 14;
@@ -221,20 +221,21 @@ async function promptChild(model: string, mmproj: string, path: string, prune: b
 
 async function main(): Promise<void> {
     const quick = hasFlag("quick");
-    const threads = Number(argValue("threads", "2"));
-    const maxTokens = Number(argValue("max-tokens", "16"));
-    const maxPixelsArg = Number(argValue("max-pixels", String(256 * 144)));
+    const threads = argNumber("threads", 2, 1, 1024);
+    const maxTokens = argNumber("max-tokens", 16, 1, 100000);
+    const maxPixelsArg = argNumber("max-pixels", 256 * 144, 0);
     const maxPixels = maxPixelsArg > 0 ? maxPixelsArg : undefined;
-    const secondsArg = argValue("seconds", quick ? "10" : "60");
-    const end = Number(secondsArg) < 60 ? Number(secondsArg) : undefined;
-    const textType = argValue("text-type", "q8_0") as TextType;
+    const seconds = argNumber("seconds", quick ? 10 : 60, 1, 60, true);
+    const end = seconds < 60 ? seconds : undefined;
+    const textType = argChoice<TextType>("text-type", "q8_0", TEXT_TYPES);
     const all = hasFlag("all");
+    const only = argList<VideoKind>("kinds", VIDEO_KINDS, VIDEO_KINDS);
     const prompts = !hasFlag("no-prompts");
     const started = new Date();
     const machine = machineInfo();
     log(`machine: ${machine.cpu}, ${machine.cpus} CPUs, load ${machine.loadAverage}; threads ${threads}`);
 
-    const kinds: VideoKind[] = ["screen", "camera"];
+    const kinds = VIDEO_KINDS;
     const videos = Object.fromEntries(kinds.map((k) => [k, ensureVideo(k)])) as Record<VideoKind, string>;
     const mmproj = prompts ? await ensureMmproj() : undefined;
     const textModel = prompts ? await ensureTextModel(textType) : undefined;
@@ -253,7 +254,6 @@ async function main(): Promise<void> {
     }
 
     // 2. The prompts.
-    const only = argValue("kinds", "screen,camera").split(",");
     const cases: Array<{ kind: VideoKind; prune: boolean }> = [
         { kind: "screen" as const, prune: true },
         { kind: "screen" as const, prune: false },

@@ -29,8 +29,8 @@ import { loadVision } from "../lib/Vision.js";
 import { memorySample, reportResult, runChild, type MemorySample } from "./lib/child.js";
 import { ensureImage } from "./lib/media.js";
 import { ensureMtmdDriver, runMtmd, type MtmdResult } from "./lib/llama-cpp.js";
-import { ensureMmproj, ensureQwen2vlMmproj, ensureTextModel, type TextType } from "./lib/models.js";
-import { argValue, fmt, hasFlag, log, machineInfo, markdownTable, median, saveResults } from "./lib/report.js";
+import { ensureMmproj, ensureQwen2vlMmproj, ensureTextModel, TEXT_TYPES, type TextType } from "./lib/models.js";
+import { argChoice, argNumber, argValue, fmt, hasFlag, log, machineInfo, markdownTable, median, saveResults, usageError } from "./lib/report.js";
 
 interface VisionCaseResult {
     image: string;
@@ -151,12 +151,16 @@ async function prefillChild(model: string, mmproj: string, imagePath: string, th
 
 async function main(): Promise<void> {
     const quick = hasFlag("quick");
-    const threads = Number(argValue("threads", "2"));
-    const reps = Number(argValue("reps", quick ? "1" : "3"));
+    const threads = argNumber("threads", 2, 1, 1024);
+    const reps = argNumber("reps", quick ? 1 : 3, 1, 100);
     const sizes = argValue("sizes", quick ? "448x448" : "448x448,1280x720")
         .split(",")
-        .map((s) => s.split("x").map(Number) as [number, number]);
-    const textType = argValue("text-type", "q8_0") as TextType;
+        .map((s) => {
+            const m = /^(\d+)x(\d+)$/.exec(s);
+            if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) usageError(`--sizes: "${s}" is not WIDTHxHEIGHT`);
+            return [Number(m[1]), Number(m[2])] as [number, number];
+        });
+    const textType = argChoice<TextType>("text-type", "q8_0", TEXT_TYPES);
     const peer = !hasFlag("no-peer");
     const llamaCpp = !hasFlag("no-llama-cpp");
     const llamaCppPrefill = hasFlag("llama-cpp-prefill");

@@ -41,7 +41,8 @@ export function ensureImage(width: number, height: number): string {
 }
 
 /** Kinds of benchmark video. */
-export type VideoKind = "screen" | "camera";
+export const VIDEO_KINDS = ["screen", "camera"] as const;
+export type VideoKind = (typeof VIDEO_KINDS)[number];
 
 /** What a benchmark video is. */
 export const VIDEO_DESCRIPTIONS: Readonly<Record<VideoKind, string>> = {

@@ -46,7 +46,8 @@ const WEIGHT_STD = 0.02;
 const CHUNK_VALUES = 1 << 22;
 
 /** Types of the text model the benchmarks use. */
-export type TextType = "q8_0" | "f16";
+export const TEXT_TYPES = ["q8_0", "f16"] as const;
+export type TextType = (typeof TEXT_TYPES)[number];
 
 /** VL3-SigLIP-NaViT dimensions (spec §2) and the projector width, for the Qwen2-VL-style peer's llama.cpp keys. */
 const VISION = { ...REAL_2B_VISION, eps: 1e-6, projection: REAL_2B_TEXT.hidden };

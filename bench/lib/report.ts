@@ -17,6 +17,38 @@ export function argValue(name: string, fallback: string): string {
     return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
 }
 
+/** `--name` as a number in [min, max] (an integer unless `fractional`); exits with a message otherwise. */
+export function argNumber(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER, fractional = false): number {
+    const text = argValue(name, String(fallback));
+    const value = Number(text);
+    if (text.trim() === "" || !Number.isFinite(value) || value < min || value > max || (!fractional && !Number.isInteger(value))) {
+        usageError(`--${name} must be ${fractional ? "a number" : "an integer"} from ${min} to ${max}, not "${text}"`);
+    }
+    return value;
+}
+
+/** `--name a,b,…` where every item is one of `choices`; exits with a message otherwise. */
+export function argList<T extends string>(name: string, fallback: readonly T[], choices: readonly T[]): T[] {
+    const items = argValue(name, fallback.join(",")).split(",");
+    for (const item of items) {
+        if (!(choices as readonly string[]).includes(item)) usageError(`--${name}: "${item}" is not one of ${choices.join(", ")}`);
+    }
+    return items as T[];
+}
+
+/** `--name x` that must be one of `choices`. */
+export function argChoice<T extends string>(name: string, fallback: T, choices: readonly T[]): T {
+    const items = argList(name, [fallback], choices);
+    if (items.length !== 1) usageError(`--${name} takes one of ${choices.join(", ")}`);
+    return items[0]!;
+}
+
+/** Prints a command-line mistake and exits (before any benchmark work starts). */
+export function usageError(message: string): never {
+    process.stderr.write(`${message}\n`);
+    process.exit(2);
+}
+
 /** True when `--name` is on the command line. */
 export function hasFlag(name: string): boolean {
     return process.argv.includes(`--${name}`);
