@@ -6,12 +6,14 @@
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { checkPrune, toContentParts, type ContentPart, type PromptInput, type PruneOption } from "./chat/content.js";
-import { evaluatePlan, imageHash, ImageProducer, minimumPlanLength, VideoProducer, type CacheItem, type FrameReport, type PlanSegment, type VideoProgress } from "./chat/plan.js";
+import { VideoHandle } from "./chat/media.js";
+import { evaluatePlan, imageHash, ImageProducer, matchPlan, minimumPlanLength, VideoProducer, type FrameReport, type PlanSegment, type VideoProgress } from "./chat/plan.js";
 import { ChatTemplate, tokenizePieces, type TemplateContentItem, type TemplateMessage } from "./chat/template.js";
 import { Image } from "./decode/Image.js";
 import { Video } from "./decode/Video.js";
-import type { VisionInfo } from "./encode/vision.js";
-import { targetSizes } from "./preprocess/resize-rule.js";
+import { imageContent, mergeSize, requestSizes, resolvePrune, videoContent, videoSampling } from "./family/videollama3.js";
+import { KvCache } from "./kv/cache.js";
+import { KvTimeline } from "./kv/timeline.js";
 import {
     ChatTemplateError,
     ContextFullError,
@@ -23,7 +25,7 @@ import {
 import type { Model } from "./Model.js";
 import { fromNativeError, isNativeError } from "./native/errors.js";
 import { native } from "./native/load.js";
-import type { NativeAbortFlag, NativeContext, NativeDecodeResult, NativeSampler } from "./native/types.js";
+import type { NativeContext, NativeDecodeResult } from "./native/types.js";
 import { resolveSamplingOptions, type SamplingOptions } from "./sample/options.js";
 import { StopStringMatcher } from "./sample/stop.js";
 import {
@@ -62,9 +64,14 @@ export interface SessionOptions {
     flashAttention?: "auto" | boolean;
     /** A Jinja chat template to use instead of the model's own. */
     chatTemplate?: string;
+    /**
+     * Element type of the KV cache: `"f16"` (default, half the memory) or `"f32"` (exact: for comparisons against
+     * a fresh evaluation, e.g. after evicting and re-packing a stream).
+     */
+    cacheType?: "f16" | "f32";
 }
 
-const SESSION_OPTIONS = ["systemPrompt", "contextSize", "batchSize", "threads", "flashAttention", "chatTemplate"] as const;
+const SESSION_OPTIONS = ["systemPrompt", "contextSize", "batchSize", "threads", "flashAttention", "chatTemplate", "cacheType"] as const;
 
 /** Why generation stopped. */
 export type StopReason =
@@ -172,7 +179,8 @@ export interface PromptStream extends AsyncIterable<string> {
 }
 
 const STATE_FORMAT = "vidllama-session-state";
-const STATE_VERSION = 1;
+/** 2: the cache is described by a KV timeline; 1 (still read): a flat list of token ids and visual keys. */
+const STATE_VERSION = 2;
 
 /**
  * A conversation with a model. Turns reuse the KV cache: each prompt renders the whole conversation with the chat
@@ -183,13 +191,12 @@ const STATE_VERSION = 1;
 export class Session {
     readonly #model: Model;
     #context: NativeContext | undefined;
+    /** The KV cache and its timeline: the only writer of what the cache holds. */
+    readonly #cache: KvCache;
     readonly #contextSize: number;
-    readonly #batchSize: number;
     readonly #template: ChatTemplate;
     #systemPrompt: string | undefined;
     #history: ChatMessage[] = [];
-    /** What the KV cache holds, position by position: token ids, or keys of visual tokens. */
-    #cacheTokens: CacheItem[] = [];
     #queue: Promise<unknown> = Promise.resolve();
     #activeAbort: (() => void) | undefined;
     #epoch = 0;
@@ -197,13 +204,15 @@ export class Session {
     #disposeListeners: Array<() => void> = [];
     /** Videos this session opened from paths/URLs given in prompts. */
     #openedVideos = new Map<string, Video>();
+    /** What is known of each video of the conversation without its source (plan, identity, frame token counts). */
+    #videoHandles = new WeakMap<Video, VideoHandle>();
+    #ownedHandles = new Set<VideoHandle>();
 
     private constructor(model: Model, context: NativeContext, template: ChatTemplate, systemPrompt: string | undefined) {
-        const info = context.info();
         this.#model = model;
         this.#context = context;
-        this.#contextSize = info.contextSize;
-        this.#batchSize = info.batchSize;
+        this.#cache = new KvCache(context, { object: "Session" });
+        this.#contextSize = this.#cache.contextSize;
         this.#template = template;
         this.#systemPrompt = systemPrompt;
     }
@@ -218,6 +227,7 @@ export class Session {
         const flash = options.flashAttention === undefined || options.flashAttention === "auto" ? -1
             : optionalBoolean("flashAttention", options.flashAttention, false) ? 1 : 0;
         const templateSource = optionalString("chatTemplate", options.chatTemplate);
+        const cacheType = optionalEnum("cacheType", options.cacheType, ["f16", "f32"] as const) ?? "f16";
         const template = templateSource !== undefined ? new ChatTemplate(templateSource) : model.chatTemplate();
         if (!template) {
             throw new ChatTemplateError(
@@ -234,6 +244,7 @@ export class Session {
                 threads: threads ?? 0,
                 batchThreads: threads ?? 0,
                 flashAttention: flash as -1 | 0 | 1,
+                f32Cache: cacheType === "f32",
             });
         } catch (err) {
             if (isNativeError(err, "VL_CONTEXT_CREATE")) {
@@ -256,7 +267,7 @@ export class Session {
 
     /** Number of tokens currently held in the KV cache. */
     get cachedTokens(): number {
-        return this.#cacheTokens.length;
+        return this.#cache.length;
     }
 
     /** True after {@link Session.dispose}. */
@@ -380,7 +391,7 @@ export class Session {
                 contextSize: this.#contextSize,
                 systemPrompt: this.#systemPrompt ?? null,
                 history: this.#history.map(serializeMessage),
-                cacheTokens: this.#cacheTokens,
+                timeline: this.#cache.timeline.toJSON(),
             }));
             const temp = join(dirname(target), `.${basename(target)}.${process.pid}.partial`);
             try {
@@ -408,18 +419,22 @@ export class Session {
             if (JSON.stringify(header.model) !== JSON.stringify(identity)) {
                 throw new StateFileError(target, `it was saved from another model (${JSON.stringify(header.model)})`);
             }
-            if (header.cacheTokens.length > this.#contextSize) {
-                throw new StateFileError(target, `it holds ${header.cacheTokens.length} tokens but this session's context is ${this.#contextSize}`);
+            let timeline: KvTimeline;
+            try {
+                timeline = header.version === 1 ? KvTimeline.fromLegacyItems(header.cacheTokens!) : KvTimeline.fromJSON(header.timeline);
+            } catch (err) {
+                throw new StateFileError(target, `has a corrupt cache record (${(err as Error).message})`, { cause: err });
+            }
+            if (timeline.length > this.#contextSize) {
+                throw new StateFileError(target, `it holds ${timeline.length} tokens but this session's context is ${this.#contextSize}`);
             }
             const history = validateHistory(header.history.map(deserializeMessage));
+            this.#ctx();
             try {
-                await this.#ctx().loadState(target);
+                await this.#cache.load(target, timeline);
             } catch (err) {
-                this.#cacheTokens = [];
-                this.#ctx().truncate(0);
                 throw new StateFileError(target, (err as Error).message, { cause: err });
             }
-            this.#cacheTokens = header.cacheTokens.slice();
             this.#history = history;
             this.#systemPrompt = header.systemPrompt ?? undefined;
             this.#epoch++;
@@ -436,6 +451,8 @@ export class Session {
         this.#context = undefined;
         await Promise.all([...this.#openedVideos.values()].map((v) => v.close()));
         this.#openedVideos.clear();
+        await Promise.all([...this.#ownedHandles].map((h) => h.dispose()));
+        this.#ownedHandles.clear();
         for (const listener of this.#disposeListeners) listener();
     }
 
@@ -493,18 +510,22 @@ export class Session {
     }
 
     /**
-     * The whole conversation plus a new user turn as a plan: text token ids and visual slots. Media are decoded (images)
-     * or planned (videos: frame count and timestamps) and sized here; the resize budget is shared by every image and
-     * video frame of the conversation, as the reference processor shares it within a request.
+     * The whole conversation plus a new user turn as a plan: text token ids and visual slots. New media are decoded
+     * (images) or planned (videos: frame count and timestamps) and sized here; media of earlier turns are described by
+     * what the session recorded when they were planned, so their sources are not touched (a closed Video is fine).
+     * The resize budget is shared by every image and video frame of the conversation, as the reference processor
+     * shares it within a request.
      */
     async #buildPlan(messages: readonly ChatMessage[], options: ResolvedPromptOptions): Promise<{ segments: PlanSegment[]; producers: Map<ContentPart, ImageProducer | VideoProducer> }> {
-        const media: Array<Extract<ContentPart, { type: "image" | "video" }>> = [];
-        for (const m of messages) if (typeof m.content !== "string") for (const p of m.content) if (p.type !== "text") media.push(p);
+        const media: Array<{ part: Extract<ContentPart, { type: "image" | "video" }>; messageIndex: number }> = [];
+        messages.forEach((m, i) => {
+            if (typeof m.content !== "string") for (const p of m.content) if (p.type !== "text") media.push({ part: p, messageIndex: i < this.#history.length ? i : -1 });
+        });
         const producers = new Map<ContentPart, ImageProducer | VideoProducer>();
         const vision = this.#model.vision;
         if (media.length > 0) {
             if (!vision) {
-                const first = media[0]!;
+                const first = media[0]!.part;
                 throw new InvalidOptionError(
                     "prompt",
                     "text only",
@@ -513,32 +534,25 @@ export class Session {
                 );
             }
             const hp = vision.info;
-            // Videos given as a path/URL are opened once per session with the projector's sampling defaults.
-            for (const part of media) {
-                if (part.type === "video" && !(part.video instanceof Video)) part.video = await this.#openVideo(part.video, options.signal);
-            }
             const described = await Promise.all(
-                media.map(async (part) => {
+                media.map(async ({ part, messageIndex }) => {
                     if (part.type === "image") {
                         const d = await part.image.decode();
-                        return { part, height: d.height, width: d.width, frames: 1, mergeSize: hp.imageMergeSize, hash: await imageHash(part.image) };
+                        return { part, messageIndex, height: d.height, width: d.width, frames: 1, mergeSize: mergeSize("image", hp), hash: await imageHash(part.image) };
                     }
-                    const video = part.video as Video;
-                    const plan = await video.plan(options.signal ? { signal: options.signal } : {});
-                    return { part, height: video.height, width: video.width, frames: plan.count, mergeSize: hp.videoMergeSize, plan, video };
+                    const handle = await this.#videoHandle(part, options.signal);
+                    return { part, messageIndex, height: handle.height, width: handle.width, frames: handle.plan.count, mergeSize: mergeSize("video", hp), handle };
                 }),
             );
-            const sizes = targetSizes(described.map(({ height, width, frames, mergeSize }) => ({ height, width, frames, mergeSize })), vision.budget);
+            const sizes = requestSizes(described.map(({ height, width, frames, mergeSize }) => ({ height, width, frames, mergeSize })), hp);
             described.forEach((d, i) => {
                 if (d.part.type === "image") {
                     producers.set(d.part, new ImageProducer(vision, d.part.image, d.hash!, sizes[i]!, d.mergeSize));
                 } else {
                     const prune = resolvePrune(d.part.prune ?? options.prune, hp);
                     const index = i;
-                    producers.set(
-                        d.part,
-                        new VideoProducer(vision, d.video!, d.plan!, sizes[i]!, d.mergeSize, prune, (p) => options.onMediaProgress?.({ media: index, kind: "video", ...p })),
-                    );
+                    const onProgress = (p: VideoProgress) => options.onMediaProgress?.({ media: index, kind: "video", ...p });
+                    producers.set(d.part, new VideoProducer(vision, d.handle!, sizes[i]!, d.mergeSize, prune, onProgress, d.messageIndex));
                 }
             });
         }
@@ -555,11 +569,11 @@ export class Session {
             for (const p of m.content) {
                 if (p.type === "text") items.push({ type: "text", text: p.text });
                 else if (p.type === "image") {
-                    items.push({ type: "image" });
+                    items.push(imageContent());
                     slots.push({ producer: producers.get(p)!, slot: 0 });
                 } else {
                     const producer = producers.get(p) as VideoProducer;
-                    items.push({ type: "video", num_frames: producer.plan.count, timestamps: producer.plan.timestamps });
+                    items.push(videoContent(producer.plan.timestamps));
                     for (let f = 0; f < producer.plan.count; f++) slots.push({ producer, slot: f });
                 }
             }
@@ -596,16 +610,28 @@ export class Session {
         return { segments, producers };
     }
 
-    /** Opens a video given by path or URL with the projector's sampling defaults; closed when the session is disposed. */
-    async #openVideo(source: string | URL, signal: AbortSignal | undefined): Promise<Video> {
-        const key = String(source);
-        let video = this.#openedVideos.get(key);
-        if (!video) {
-            const hp = this.#model.vision!.info;
-            video = await Video.open(source, { fps: hp.videoFps, maxFrames: hp.videoMaxFrames, ...(signal ? { signal } : {}) });
-            this.#openedVideos.set(key, video);
+    /**
+     * The handle of a video part: recorded when the video was first planned (so a later turn needs nothing of it), or
+     * made now — a path or URL is opened once per session with the projector's sampling defaults.
+     */
+    async #videoHandle(part: Extract<ContentPart, { type: "video" }>, signal: AbortSignal | undefined): Promise<VideoHandle> {
+        if (!(part.video instanceof Video)) {
+            const key = String(part.video);
+            let video = this.#openedVideos.get(key);
+            if (!video) {
+                video = await Video.open(part.video, { ...videoSampling(this.#model.vision!.info), ...(signal ? { signal } : {}) });
+                this.#openedVideos.set(key, video);
+            }
+            part.video = video;
         }
-        return video;
+        const video = part.video;
+        let handle = this.#videoHandles.get(video);
+        if (!handle) {
+            handle = await VideoHandle.of(video, signal);
+            this.#videoHandles.set(video, handle);
+            this.#ownedHandles.add(handle);
+        }
+        return handle;
     }
 
     async #run(parts: ContentPart[], options: ResolvedPromptOptions, onChunk: ((chunk: string) => void) | undefined): Promise<PromptResult> {
@@ -619,8 +645,12 @@ export class Session {
         const { segments, producers } = await this.#buildPlan(conversation, options);
         const minimum = minimumPlanLength(segments);
         if (minimum >= this.#contextSize) throw new ContextFullError(this.#contextSize, minimum + 1);
+        this.#ctx();
+        // What the cache already holds, and which media must produce embeddings: those get their pixels now (a closed
+        // video is re-opened from its path or URL), before anything is truncated or evaluated.
+        const match = matchPlan(segments, this.#cache.timeline);
+        for (const producer of match.producers) await producer.prepare(options.signal);
 
-        const ctx = this.#ctx();
         const addon = native();
         const abort = new addon.AbortFlag();
         const onAbort = () => abort.abort();
@@ -637,24 +667,14 @@ export class Session {
                 sampler.accept(Int32Array.from(lastN < 0 ? textTokens : textTokens.slice(-lastN)));
             }
             const promptStarted = performance.now();
-            let evaluation;
-            try {
-                evaluation = await evaluatePlan(segments, {
-                    context: ctx,
-                    batchSize: this.#batchSize,
-                    contextSize: this.#contextSize,
-                    cache: this.#cacheTokens,
-                    sampler,
-                    abort,
-                    signal: options.signal,
-                    imageTokenId: this.#model.vision?.info.imageTokenId ?? -1,
-                    onPromptProgress: options.onPromptProgress,
-                });
-            } catch (err) {
-                this.#resyncCache(ctx);
-                if (isNativeError(err, "VL_CONTEXT_FULL")) throw new ContextFullError(this.#contextSize, this.#cacheTokens.length + 1);
-                throw fromNativeError(err, { object: "Session", contextSize: this.#contextSize });
-            }
+            const evaluation = await evaluatePlan(segments, match, {
+                cache: this.#cache,
+                sampler,
+                abort,
+                signal: options.signal,
+                imageTokenId: this.#model.vision?.info.imageTokenId ?? -1,
+                onPromptProgress: options.onPromptProgress,
+            });
             let result: NativeDecodeResult = evaluation.result;
             const reused = evaluation.reused;
             const promptMs = performance.now() - promptStarted;
@@ -675,12 +695,12 @@ export class Session {
                         const frames = producer.frames.filter(Boolean);
                         mediaUsage.push({
                             kind: "video",
-                            source: producer.video.source,
+                            source: producer.handle.source,
                             grid,
                             frames: frames.map((fr) => ({ ...fr })),
                             tokens: frames.reduce((a, fr) => a + fr.tokens, 0),
                             keptTokens: frames.reduce((a, fr) => a + fr.keptTokens, 0),
-                            warnings: [...producer.video.warnings],
+                            warnings: [...producer.handle.warnings],
                         });
                         decodeMs += producer.timings.decodeMs;
                         encodeMs += producer.timings.encodeMs;
@@ -713,13 +733,13 @@ export class Session {
                     stopReason = "maxTokens";
                     break;
                 }
-                if (this.#cacheTokens.length + 1 > this.#contextSize) {
+                if (this.#cache.length + 1 > this.#contextSize) {
                     stopReason = "contextFull";
                     break;
                 }
-                result = await this.#evaluate(ctx, Int32Array.of(token), sampler, abort);
-                if (result.evaluated === 1) this.#cacheTokens.push(token);
-                if (result.aborted) stopReason = "abort";
+                const step = await this.#cache.appendText([token], { sampler, abort });
+                result = step.result;
+                if (step.aborted) stopReason = "abort";
             }
             if (stopReason !== "stop") {
                 const tail = matcher.flush(decoder.decode());
@@ -756,22 +776,6 @@ export class Session {
             options.signal?.removeEventListener("abort", onAbort);
             this.#activeAbort = undefined;
         }
-    }
-
-    async #evaluate(ctx: NativeContext, tokens: Int32Array, sampler: NativeSampler | undefined, abort: NativeAbortFlag): Promise<NativeDecodeResult> {
-        try {
-            return await ctx.evaluate(tokens, sampler ? { sampler } : {}, abort);
-        } catch (err) {
-            this.#resyncCache(ctx);
-            if (isNativeError(err, "VL_CONTEXT_FULL")) throw new ContextFullError(this.#contextSize, this.#cacheTokens.length + tokens.length);
-            throw fromNativeError(err, { object: "Session", contextSize: this.#contextSize });
-        }
-    }
-
-    /** After a failed evaluation the KV cache may have lost its tail: make our record match it again. */
-    #resyncCache(ctx: NativeContext): void {
-        const nPast = ctx.info().nPast;
-        if (nPast >= 0 && nPast < this.#cacheTokens.length) this.#cacheTokens.length = nPast;
     }
 }
 
@@ -823,13 +827,6 @@ function deserializeMessage(m: ChatMessage): ChatMessage {
     };
 }
 
-/** The pruning a video gets: off, or the projector's settings with the caller's overrides. */
-function resolvePrune(option: PruneOption | undefined, hp: VisionInfo): { threshold: number; minTokens: number } | undefined {
-    if (option === false) return undefined;
-    if (option === undefined && !hp.tokenCompression) return undefined;
-    return { threshold: option?.threshold ?? hp.diffThreshold, minTokens: option?.minTokensPerFrame ?? hp.minTokensPerFrame };
-}
-
 function callListener<T>(listener: ((value: T) => void) | undefined, value: T): void {
     if (!listener) return;
     try {
@@ -837,13 +834,6 @@ function callListener<T>(listener: ((value: T) => void) | undefined, value: T): 
     } catch {
         // A throwing listener must not corrupt the session's state; generation goes on.
     }
-}
-
-function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-    const n = Math.min(a.length, b.length);
-    let i = 0;
-    while (i < n && a[i] === b[i]) i++;
-    return i;
 }
 
 function validateHistory(messages: readonly ChatMessage[]): ChatMessage[] {
@@ -878,7 +868,10 @@ interface StateHeader {
     contextSize: number;
     systemPrompt: string | null;
     history: ChatMessage[];
-    cacheTokens: number[];
+    /** Version 2: the KV timeline. */
+    timeline?: unknown;
+    /** Version 1: the cache as a flat list of token ids and visual keys. */
+    cacheTokens?: Array<number | string>;
 }
 
 /** Reads only the JSON header of a state file (the KV state after it can be gigabytes). */
@@ -909,7 +902,8 @@ function readStateHeader(path: string): StateHeader {
     } catch (err) {
         throw new StateFileError(path, "has a corrupt header", { cause: err });
     }
-    if (header.format !== STATE_FORMAT || header.version !== STATE_VERSION || !Array.isArray(header.cacheTokens) || !Array.isArray(header.history)) {
+    const cacheOk = header.version === 1 ? Array.isArray(header.cacheTokens) : header.version === STATE_VERSION && typeof header.timeline === "object";
+    if (header.format !== STATE_FORMAT || !cacheOk || !Array.isArray(header.history)) {
         throw new StateFileError(path, `has an unsupported format (${String(header.format)} v${String(header.version)})`);
     }
     return header;

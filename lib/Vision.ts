@@ -9,10 +9,11 @@ import type { ImageInput } from "./chat/content.js";
 import { toImage } from "./decode/Image.js";
 import { VisionProjector, type EncodeOptions, type EncodeResult, type VisionInfo } from "./encode/vision.js";
 import { checkPrune, type PruneOption } from "./chat/content.js";
+import { VideoHandle } from "./chat/media.js";
 import { VideoProducer, type FrameReport, type MediaTimings, type VideoProgress } from "./chat/plan.js";
+import { mergeSize, requestSizes, resolvePrune } from "./family/videollama3.js";
 import { Video } from "./decode/Video.js";
 import { DisposedError, InvalidOptionError } from "./errors.js";
-import { targetSizes } from "./preprocess/resize-rule.js";
 import { checkOptionsObject, optionalFunction, optionalInteger, optionalSignal, requiredString, throwIfAborted } from "./validate.js";
 
 export type { EncodeOptions, EncodeResult } from "./encode/vision.js";
@@ -131,14 +132,10 @@ export class Vision {
         const signal = optionalSignal("signal", options.signal);
         const prune = options.prune === undefined ? undefined : checkPrune(options.prune, "prune");
         const onProgress = optionalFunction<(p: VideoProgress) => void>("onProgress", options.onProgress);
-        const plan = await video.plan(signal ? { signal } : {});
-        const merge = this.info.videoMergeSize;
-        const [target] = targetSizes([{ height: video.height, width: video.width, frames: plan.count, mergeSize: merge }], projector.budget);
-        const pruneSetting =
-            prune === false || (prune === undefined && !this.info.tokenCompression)
-                ? undefined
-                : { threshold: prune?.threshold ?? this.info.diffThreshold, minTokens: prune?.minTokensPerFrame ?? this.info.minTokensPerFrame };
-        const producer = new VideoProducer(projector, video, plan, target!, merge, pruneSetting, onProgress);
+        const handle = await VideoHandle.of(video, signal);
+        const merge = mergeSize("video", this.info);
+        const [target] = requestSizes([{ height: video.height, width: video.width, frames: handle.plan.count, mergeSize: merge }], this.info);
+        const producer = new VideoProducer(projector, handle, target!, merge, resolvePrune(prune, this.info), onProgress);
         const chunks: Float32Array[] = [];
         let tokens = 0;
         for await (const slot of producer.produce(0, signal)) {

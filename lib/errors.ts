@@ -157,6 +157,28 @@ export class MediaDecodeError extends VidllamaError {
     }
 }
 
+/**
+ * A medium of the conversation is needed again (the KV cache must be rebuilt from it: the history was edited before
+ * it, or the resize budget changed) but its pixels cannot be had: a closed `Video` made from bytes, a stream or
+ * frames, or a file that changed since it was evaluated. Thrown before any work is done.
+ */
+export class MediaUnavailableError extends VidllamaError {
+    /** `"image"` or `"video"`. */
+    readonly kind: "image" | "video";
+    /** A description of the medium: a path, `"<Buffer 1234 bytes>"`, a URL. */
+    readonly source: string;
+    /** Index of the message that holds it in `session.history` (-1: the new prompt). */
+    readonly messageIndex: number;
+
+    constructor(kind: "image" | "video", source: string, messageIndex: number, reason: string, options?: { cause?: unknown }) {
+        const where = messageIndex >= 0 ? `history[${messageIndex}]` : "the prompt";
+        super("ERR_MEDIA_UNAVAILABLE", `The ${kind} ${source} of ${where} is needed to rebuild the KV cache, but ${reason}`, options);
+        this.kind = kind;
+        this.source = source;
+        this.messageIndex = messageIndex;
+    }
+}
+
 /** No ffmpeg executable could be found. */
 export class FfmpegNotFoundError extends VidllamaError {
     /** Every place that was tried, in order, with why it was rejected. */

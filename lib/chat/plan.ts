@@ -8,18 +8,16 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { statSync } from "node:fs";
-import { resolve } from "node:path";
 import type { Image } from "../decode/Image.js";
 import type { Video, VideoPlan } from "../decode/Video.js";
+import type { VideoHandle } from "./media.js";
 import { native } from "../native/load.js";
-import { ContextFullError, InvalidOptionError } from "../errors.js";
+import { InvalidOptionError } from "../errors.js";
+import type { KvCache, TimelineView } from "../kv/cache.js";
+import type { PlanItem } from "../kv/timeline.js";
 import type { VisionProjector } from "../encode/vision.js";
-import type { NativeAbortFlag, NativeContext, NativeDecodeResult, NativeEmbeddings, NativeSampler, NativeVisionItem } from "../native/types.js";
+import type { NativeAbortFlag, NativeDecodeResult, NativeEmbeddings, NativeSampler, NativeVisionItem } from "../native/types.js";
 import type { TargetSize } from "../preprocess/resize-rule.js";
-
-/** What a KV cache position holds: a text token id, or the key of one visual token. */
-export type CacheItem = number | string;
 
 /** Embeddings of one slot (rows [first, first+count) of `embeddings`). */
 export interface SlotEmbeddings {
@@ -30,10 +28,15 @@ export interface SlotEmbeddings {
 
 /** Produces the embeddings of a medium's slots, in order. */
 export interface MediaProducer {
-    /** Identity of the medium and its preprocessing; visual token i of slot s has key `${key}/${s}#${i}`. */
+    /** Identity of the medium and its preprocessing; slot s is named `${key}/${s}` in the KV timeline. */
     readonly key: string;
     /** Visual tokens of each slot when known before encoding (images), else undefined (pruned video frames). */
     slotCounts(): readonly (number | undefined)[];
+    /**
+     * Makes sure the medium's pixels can be produced (re-opening a closed video from its path or URL); throws a
+     * {@link MediaUnavailableError} naming the medium when they cannot. Called before any work is done.
+     */
+    prepare(signal: AbortSignal | undefined): Promise<void>;
     /** Embeddings of slots from `fromSlot` on, in order. */
     produce(fromSlot: number, signal: AbortSignal | undefined): AsyncIterable<SlotEmbeddings & { slot: number }>;
 }
@@ -42,12 +45,57 @@ export type PlanSegment =
     | { kind: "tokens"; tokens: readonly number[] }
     | { kind: "visual"; producer: MediaProducer; slot: number };
 
+/** The name of slot `slot` of a medium in the KV timeline. */
+export function slotKey(producer: MediaProducer, slot: number): string {
+    return `${producer.key}/${slot}`;
+}
+
+/** Plan length lower bound (visual slots of unknown size count 1) — to refuse hopeless prompts before any work. */
+export function minimumPlanLength(segments: readonly PlanSegment[]): number {
+    let n = 0;
+    for (const s of segments) n += s.kind === "tokens" ? s.tokens.length : (s.producer.slotCounts()[s.slot] ?? 1);
+    return n;
+}
+
+/** Where a plan departs from what the cache holds, and which media must produce embeddings from there on. */
+export interface PlanMatch {
+    /** Positions reused. */
+    reused: number;
+    /** First segment to evaluate, and the tokens of it already cached. */
+    segment: number;
+    offset: number;
+    /** Media with slots to produce (in plan order). */
+    producers: MediaProducer[];
+}
+
+/**
+ * Matches the plan against the cache's timeline. When everything is cached, the last token is evaluated again (for
+ * fresh logits). Pure: nothing is evaluated or truncated yet.
+ */
+export function matchPlan(segments: readonly PlanSegment[], timeline: TimelineView): PlanMatch {
+    const last = segments.at(-1);
+    if (!last || last.kind !== "tokens" || last.tokens.length === 0) throw new Error("internal: a prompt plan must end with text");
+    const items: PlanItem[] = segments.map((seg) =>
+        seg.kind === "tokens" ? seg : { kind: "visual", key: slotKey(seg.producer, seg.slot), count: seg.producer.slotCounts()[seg.slot] },
+    );
+    const m = timeline.matchPrefix(items);
+    let { length: reused, item: segment, offset } = m;
+    if (segment === segments.length) {
+        reused--;
+        segment = segments.length - 1;
+        offset = last.tokens.length - 1;
+    }
+    const producers: MediaProducer[] = [];
+    for (let s = segment; s < segments.length; s++) {
+        const seg = segments[s]!;
+        if (seg.kind === "visual" && !producers.includes(seg.producer)) producers.push(seg.producer);
+    }
+    return { reused, segment, offset, producers };
+}
+
 export interface EvaluatePlanOptions {
-    context: NativeContext;
-    batchSize: number;
-    contextSize: number;
-    /** The session's record of its cache; updated in place to keep matching the KV cache. */
-    cache: CacheItem[];
+    /** The KV cache: the plan's evaluation is appended to it. */
+    cache: KvCache;
     sampler: NativeSampler;
     abort: NativeAbortFlag;
     signal: AbortSignal | undefined;
@@ -67,71 +115,15 @@ export interface EvaluatePlanResult {
     prefillMs: number;
 }
 
-/** Keys of the visual tokens of one slot. */
-export function slotKeys(producer: MediaProducer, slot: number, count: number, from = 0): string[] {
-    const keys: string[] = [];
-    for (let i = from; i < count; i++) keys.push(`${producer.key}/${slot}#${i}`);
-    return keys;
-}
-
-/** Plan length lower bound (visual slots of unknown size count 1) — to refuse hopeless prompts before any work. */
-export function minimumPlanLength(segments: readonly PlanSegment[]): number {
-    let n = 0;
-    for (const s of segments) n += s.kind === "tokens" ? s.tokens.length : (s.producer.slotCounts()[s.slot] ?? 1);
-    return n;
-}
-
 /**
- * Reuses the cached prefix of the plan, then evaluates the rest; the last token is evaluated with the sampler.
- * The plan must end with text (a chat template's generation prompt always does).
+ * Reuses the cached prefix of the plan (as {@link matchPlan} found it), then evaluates the rest; the last token is
+ * evaluated with the sampler. The plan must end with text (a chat template's generation prompt always does).
  */
-export async function evaluatePlan(segments: readonly PlanSegment[], o: EvaluatePlanOptions): Promise<EvaluatePlanResult> {
-    const last = segments.at(-1);
-    if (!last || last.kind !== "tokens" || last.tokens.length === 0) throw new Error("internal: a prompt plan must end with text");
+export async function evaluatePlan(segments: readonly PlanSegment[], match: PlanMatch, o: EvaluatePlanOptions): Promise<EvaluatePlanResult> {
+    const cache = o.cache;
+    cache.truncate(match.reused);
+    const { reused, segment: startSegment, offset: startOffset } = match;
 
-    // 1. The longest prefix of the plan already in the cache.
-    let cursor = 0;
-    let startSegment = segments.length;
-    let startOffset = 0;
-    outer: for (let s = 0; s < segments.length; s++) {
-        const seg = segments[s]!;
-        if (seg.kind === "tokens") {
-            for (let i = 0; i < seg.tokens.length; i++) {
-                if (o.cache[cursor] !== seg.tokens[i]) {
-                    startSegment = s;
-                    startOffset = i;
-                    break outer;
-                }
-                cursor++;
-            }
-        } else {
-            const count = seg.producer.slotCounts()[seg.slot];
-            const prefix = `${seg.producer.key}/${seg.slot}#`;
-            let i = 0;
-            while (count !== undefined && i < count && o.cache[cursor] === `${prefix}${i}`) {
-                i++;
-                cursor++;
-            }
-            if (count === undefined || i < count) {
-                startSegment = s;
-                startOffset = i;
-                break outer;
-            }
-        }
-    }
-    if (startSegment === segments.length) {
-        // Everything is cached: evaluate the last token again to get fresh logits.
-        cursor--;
-        startSegment = segments.length - 1;
-        startOffset = last.tokens.length - 1;
-    }
-    if (cursor < o.cache.length) {
-        o.context.truncate(cursor);
-        o.cache.length = cursor;
-    }
-    const reused = cursor;
-
-    // 2. Evaluate the rest, segment by segment, in batches.
     const evaluatedTokens: number[] = [];
     let total = 0;
     for (let s = startSegment; s < segments.length; s++) {
@@ -141,8 +133,9 @@ export async function evaluatePlan(segments: readonly PlanSegment[], o: Evaluate
     total -= startOffset;
     let done = 0;
     let prefillMs = 0;
-    let result: NativeDecodeResult = { evaluated: 0, aborted: false, ms: 0, token: -1, nPast: o.cache.length };
-    const progress = () => {
+    let result: NativeDecodeResult = { evaluated: 0, aborted: false, ms: 0, token: -1, nPast: cache.length };
+    const progress = (n: number) => {
+        done += n;
         if (!o.onPromptProgress) return;
         try {
             o.onPromptProgress({ evaluated: done, total: Math.max(total, done) });
@@ -150,30 +143,22 @@ export async function evaluatePlan(segments: readonly PlanSegment[], o: Evaluate
             // a listener's exception must not break evaluation
         }
     };
-    const ensureRoom = (n: number) => {
-        if (o.cache.length + n > o.contextSize) throw new ContextFullError(o.contextSize, o.cache.length + n);
-    };
 
     // Visual slots of one medium are produced by one stream, consumed in order.
     const streams = new Map<MediaProducer, AsyncIterator<SlotEmbeddings & { slot: number }>>();
+    let aborted = false;
     try {
-        for (let s = startSegment; s < segments.length && !result.aborted; s++) {
+        for (let s = startSegment; s < segments.length && !aborted; s++) {
             const seg = segments[s]!;
             const offset = s === startSegment ? startOffset : 0;
             if (seg.kind === "tokens") {
-                for (let i = offset; i < seg.tokens.length && !result.aborted; i += o.batchSize) {
-                    const batch = seg.tokens.slice(i, i + o.batchSize);
-                    const isLast = s === segments.length - 1 && i + batch.length === seg.tokens.length;
-                    ensureRoom(batch.length);
-                    result = await o.context.evaluate(Int32Array.from(batch), isLast ? { sampler: o.sampler } : {}, o.abort);
-                    prefillMs += result.ms;
-                    const evaluated = batch.slice(0, result.evaluated);
-                    o.cache.push(...evaluated);
-                    evaluatedTokens.push(...evaluated);
-                    done += result.evaluated;
-                    progress();
-                    if (!isLast && o.abort.aborted) result = { ...result, aborted: true };
-                }
+                const tokens = offset > 0 ? seg.tokens.slice(offset) : seg.tokens;
+                const isLast = s === segments.length - 1;
+                const appended = await cache.appendText(tokens, { abort: o.abort, onBatch: progress, ...(isLast ? { sampler: o.sampler } : {}) });
+                result = appended.result;
+                prefillMs += appended.ms;
+                evaluatedTokens.push(...tokens.slice(0, appended.evaluated));
+                aborted = appended.aborted;
             } else {
                 let stream = streams.get(seg.producer);
                 if (!stream) {
@@ -183,31 +168,31 @@ export async function evaluatePlan(segments: readonly PlanSegment[], o: Evaluate
                 const next = await stream.next();
                 if (next.done || next.value.slot !== seg.slot) throw new Error(`internal: ${seg.producer.key} did not produce slot ${seg.slot}`);
                 const produced = next.value;
-                const keys = slotKeys(seg.producer, seg.slot, produced.count);
-                for (let i = offset; i < produced.count && !result.aborted; i += o.batchSize) {
-                    const count = Math.min(o.batchSize, produced.count - i);
-                    ensureRoom(count);
-                    result = await o.context.evaluateEmbeddings(produced.embeddings, { first: produced.first + i, count }, o.abort);
-                    prefillMs += result.ms;
-                    o.cache.push(...keys.slice(i, i + result.evaluated));
-                    for (let k = 0; k < result.evaluated; k++) evaluatedTokens.push(o.imageTokenId);
-                    done += result.evaluated;
-                    progress();
-                    if (o.abort.aborted) result = { ...result, aborted: true };
-                }
+                if (offset >= produced.count) continue;
+                const appended = await cache.appendVisual(
+                    produced.embeddings,
+                    { first: produced.first + offset, count: produced.count - offset },
+                    { key: slotKey(seg.producer, seg.slot), keyFirst: offset },
+                    { abort: o.abort, onBatch: progress },
+                );
+                result = appended.result;
+                prefillMs += appended.ms;
+                for (let k = 0; k < appended.evaluated; k++) evaluatedTokens.push(o.imageTokenId);
+                aborted = appended.aborted;
             }
         }
     } catch (err) {
         if ((err as Error)?.name === "AbortError" || o.abort.aborted) {
             // aborted while producing embeddings (decoding / encoding): the cache holds what was evaluated
-            result = { ...result, aborted: true };
+            aborted = true;
         } else {
             throw err;
         }
     } finally {
         for (const stream of streams.values()) await stream.return?.();
     }
-    return { result, aborted: result.aborted, reused, evaluatedTokens, prefillMs };
+    if (aborted) result = { ...result, aborted: true };
+    return { result, aborted, reused, evaluatedTokens, prefillMs };
 }
 
 // ---- images ------------------------------------------------------------------------------------------------------
@@ -264,6 +249,11 @@ export class ImageProducer implements MediaProducer {
         return [this.#count];
     }
 
+    /** Decodes the image (kept by the Image object), so a file that became unreadable fails before any work. */
+    async prepare(): Promise<void> {
+        await this.#image.decode();
+    }
+
     async *produce(fromSlot: number, signal: AbortSignal | undefined): AsyncGenerator<SlotEmbeddings & { slot: number }> {
         if (fromSlot !== 0) throw new InvalidOptionError("slot", "0 for an image", fromSlot);
         const decoded = await this.#image.decode();
@@ -307,31 +297,11 @@ export interface VideoProgress {
     tokensTotal: number;
 }
 
-const videoIds = new WeakMap<object, number>();
-let nextVideoId = 1;
-/** Frame token counts of video layouts already produced, so later turns can match the cache without decoding. */
-const producedCounts = new WeakMap<Video, Map<string, (number | undefined)[]>>();
-
-/** A stable identity of a video source: a file's path, size and modification time; otherwise the object itself. */
-export function videoIdentity(video: Video): string {
-    const source = video.source;
-    if (!source.startsWith("<") && !/^[a-z]+:\/\//i.test(source)) {
-        try {
-            const st = statSync(source);
-            return `file:${resolve(source)}:${st.size}:${st.mtimeMs}`;
-        } catch {
-            // fall through to the object's identity
-        }
-    }
-    let id = videoIds.get(video);
-    if (id === undefined) videoIds.set(video, (id = nextVideoId++));
-    return `obj:${id}`;
-}
-
 /** One video as a medium: one slot per sampled frame, decoded, pruned and encoded while the prompt is evaluated. */
 export class VideoProducer implements MediaProducer {
     readonly key: string;
-    readonly video: Video;
+    /** The video's facts and access to its frames. */
+    readonly handle: VideoHandle;
     readonly plan: VideoPlan;
     readonly target: TargetSize;
     readonly merge: number;
@@ -343,34 +313,36 @@ export class VideoProducer implements MediaProducer {
     readonly #counts: (number | undefined)[];
     readonly #merged: number;
     readonly #onProgress: ((p: VideoProgress) => void) | undefined;
+    readonly #messageIndex: number;
+    #video: Video | undefined;
 
+    /** `messageIndex`: where the video is in the conversation (named by errors; -1 for the new prompt). */
     constructor(
         projector: VisionProjector,
-        video: Video,
-        plan: VideoPlan,
+        handle: VideoHandle,
         target: TargetSize,
         merge: number,
         prune: { threshold: number; minTokens: number } | undefined,
         onProgress?: (p: VideoProgress) => void,
+        messageIndex = -1,
     ) {
         this.#projector = projector;
-        this.video = video;
-        this.plan = plan;
+        this.handle = handle;
+        this.plan = handle.plan;
         this.target = target;
         this.merge = merge;
         this.prune = prune;
         this.#onProgress = onProgress;
-        const stamps = createHash("sha1").update(plan.timestamps.join(",")).digest("hex").slice(0, 12);
-        this.key = `vid:${videoIdentity(video)}:${plan.count}:${stamps}:${target.width}x${target.height}:m${merge}:` +
+        this.#messageIndex = messageIndex;
+        const plan = handle.plan;
+        this.key = `vid:${handle.identity}:${plan.count}:${handle.stamps}:${target.width}x${target.height}:m${merge}:` +
             (prune ? `p${prune.threshold}/${prune.minTokens}` : "all");
         const f = projector.info.patchSize * merge;
         this.#merged = (target.width / f) * (target.height / f);
         if (prune) {
             // Shared by every producer of this layout: counts learned while encoding stay known in later turns.
-            let byKey = producedCounts.get(video);
-            if (!byKey) producedCounts.set(video, (byKey = new Map()));
-            let counts = byKey.get(this.key);
-            if (!counts) byKey.set(this.key, (counts = new Array<number | undefined>(plan.count).fill(undefined)));
+            let counts = handle.counts.get(this.key);
+            if (!counts) handle.counts.set(this.key, (counts = new Array<number | undefined>(plan.count).fill(undefined)));
             this.#counts = counts;
         } else {
             this.#counts = new Array<number>(plan.count).fill(this.#merged);
@@ -390,7 +362,14 @@ export class VideoProducer implements MediaProducer {
         return this.#counts;
     }
 
+    /** Gets an open Video (re-opening a closed one from its path or URL). */
+    async prepare(signal: AbortSignal | undefined): Promise<void> {
+        this.#video = await this.handle.open(this.#messageIndex, signal);
+    }
+
     async *produce(fromSlot: number, signal: AbortSignal | undefined): AsyncGenerator<SlotEmbeddings & { slot: number }> {
+        if (!this.#video || this.#video.closed) await this.prepare(signal);
+        const video = this.#video!;
         const addon = native();
         const frameState = addon.FrameState ? new addon.FrameState() : undefined;
         const total = this.plan.count;
@@ -410,7 +389,7 @@ export class VideoProducer implements MediaProducer {
         // prefilled (it stops when the queue is full: memory stays bounded by one batch of source frames).
         const stop = new AbortController();
         const decodeSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-        const frames = prefetch(this.video.frames({ signal: decodeSignal }), maxBatchFrames + 2, stop);
+        const frames = prefetch(video.frames({ signal: decodeSignal }), maxBatchFrames + 2, stop);
 
         const flush = async function* (this: VideoProducer): AsyncGenerator<SlotEmbeddings & { slot: number }> {
             if (batch.length === 0) return;
@@ -473,8 +452,8 @@ export class VideoProducer implements MediaProducer {
             // A truncated or corrupt file delivered fewer frames than planned: the prompt already names every planned
             // frame, so the last decoded frame stands in for the missing ones (pruning then keeps minTokens of each).
             if (seen < total) {
-                if (!last) throw new Error(`internal: ${this.video.source} produced no frames`);
-                this.video.warnings.push(`only ${seen} of the ${total} planned frames could be decoded; the last one is repeated for the rest`);
+                if (!last) throw new Error(`internal: ${video.source} produced no frames`);
+                video.warnings.push(`only ${seen} of the ${total} planned frames could be decoded; the last one is repeated for the rest`);
                 for (let index = seen; index < total; index++) yield* add(index, last);
             }
             yield* flush();

@@ -28,6 +28,7 @@
  * @module
  */
 import { rm } from "node:fs/promises";
+import { resolve as resolvePath } from "node:path";
 import { Readable } from "node:stream";
 import { DisposedError, InvalidOptionError, MediaDecodeError } from "../errors.js";
 import { throwIfAborted } from "../validate.js";
@@ -192,6 +193,8 @@ export class Video implements AsyncDisposable {
     /** The exact count of fps-filter outputs, once {@link plan} has established it (shared with {@link frames}). */
     #counted: { n: number; how: "scan" | "decode" } | undefined;
     #planned: Promise<VideoPlan> | undefined;
+    /** How to open this video again: its path or URL and the options it was opened with (none for bytes/streams/frames). */
+    #reopen: { source: string | URL; options: VideoOpenOptions } | undefined;
 
     /** Use {@link Video.open} or {@link Video.fromFrames}. */
     private constructor(
@@ -253,7 +256,7 @@ export class Video implements AsyncDisposable {
             if (outWidth !== probe.width || outHeight !== probe.height) {
                 warnings.push(`frames are scaled from ${probe.width}x${probe.height} to ${outWidth}x${outHeight} (maxPixels=${o.maxPixels})`);
             }
-            return new Video(CONSTRUCT, {
+            const video = new Video(CONSTRUCT, {
                 source: input.description,
                 duration: probe.duration,
                 width: outWidth,
@@ -266,6 +269,13 @@ export class Video implements AsyncDisposable {
                 tempDir,
                 warnings,
             });
+            if (!(spec instanceof Readable) && !tempDir && (typeof source === "string" || source instanceof URL)) {
+                const { signal: _signal, onProgress: _onProgress, ...rest } = options ?? {};
+                // A relative path is resolved now, so that a later change of directory does not change the file.
+                const again = typeof source === "string" && !/^[a-z][a-z0-9+.-]*:/i.test(source) ? resolvePath(source) : source;
+                video.#reopen = { source: again, options: { ...rest, ...(o.ffmpegPath === undefined ? {} : { ffmpegPath: ffmpeg.path }) } };
+            }
+            return video;
         } catch (error) {
             if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => {});
             throw error;
@@ -412,6 +422,27 @@ export class Video implements AsyncDisposable {
         if (counted.n === 0) return { count: 1, timestamps: [plan.rangeStart], from: counted.how }; // see #firstFramePass
         const indices = counted.n > b.options.maxFrames ? linspaceIndices(counted.n, b.options.maxFrames) : Array.from({ length: counted.n }, (_, k) => k);
         return { count: indices.length, timestamps: indices.map(timestamp), from: counted.how };
+    }
+
+    /** True after {@link close}. */
+    get closed(): boolean {
+        return this.#closed;
+    }
+
+    /** Whether {@link reopen} can open this video again (it was opened from a path or URL). */
+    get reopenable(): boolean {
+        return this.#reopen !== undefined;
+    }
+
+    /**
+     * Opens the same path or URL again with the same options (a new Video, which the caller closes); used by sessions
+     * that must rebuild their KV cache after the caller closed the video.
+     *
+     * @throws {InvalidOptionError} when the video was not opened from a path or URL ({@link reopenable} is false).
+     */
+    async reopen(options: { signal?: AbortSignal } = {}): Promise<Video> {
+        if (!this.#reopen) throw new InvalidOptionError("video", "a video opened from a path or URL", this.source, "it cannot be opened again");
+        return Video.open(this.#reopen.source, { ...this.#reopen.options, ...(options.signal ? { signal: options.signal } : {}) });
     }
 
     /** Kills and reaps every running ffmpeg/ffprobe child of this video and removes temporary files. Idempotent. */

@@ -11,7 +11,8 @@ import { isNativeError } from "../native/errors.js";
 import { native } from "../native/load.js";
 import type { NativeEncodeResult, NativeFrameState, NativeVision, NativeVisionHparams, NativeVisionItem } from "../native/types.js";
 import type { Image } from "../decode/Image.js";
-import { targetSizes, type ResizeBudget } from "../preprocess/resize-rule.js";
+import { mergeSize, requestSizes, resizeBudget } from "../family/videollama3.js";
+import type { ResizeBudget } from "../preprocess/resize-rule.js";
 
 /** Options of {@link Model.encode} and {@link Vision.encode}. */
 export interface EncodeOptions {
@@ -78,7 +79,7 @@ export class VisionProjector {
 
     /** The resize budget of one request: patch size, minimum tokens per item and the token budget. */
     get budget(): ResizeBudget {
-        return { patchSize: this.info.patchSize, minTokens: this.info.imageMinTokens, maxTokens: this.info.imageMaxTokens };
+        return resizeBudget(this.info);
     }
 
     /**
@@ -119,8 +120,8 @@ export class VisionProjector {
     async encodeImage(image: Image, signal: AbortSignal | undefined): Promise<EncodeResult> {
         if (signal?.aborted) throw signal.reason;
         const decoded = await image.decode();
-        const merge = this.info.imageMergeSize;
-        const [target] = targetSizes([{ height: decoded.height, width: decoded.width, mergeSize: merge }], this.budget);
+        const merge = mergeSize("image", this.info);
+        const [target] = requestSizes([{ height: decoded.height, width: decoded.width, mergeSize: merge }], this.info);
         const f = this.info.patchSize * merge;
         const encoded = await this.encode(
             [{ rgb: decoded.data, width: decoded.width, height: decoded.height, targetWidth: target!.width, targetHeight: target!.height, merge }],

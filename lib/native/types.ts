@@ -58,6 +58,8 @@ export interface NativeContextParams {
     batchThreads?: number;
     /** -1 auto, 0 off, 1 on */
     flashAttention?: -1 | 0 | 1;
+    /** K and V cache in f32 instead of f16. */
+    f32Cache?: boolean;
 }
 
 export interface NativeModel {
@@ -99,20 +101,29 @@ export interface NativeDecodeResult {
     nPast: number;
 }
 
+/**
+ * A libllama context (one sequence). Only lib/kv/cache.ts calls the methods that change what the cache holds
+ * (evaluate, evaluateEmbeddings, truncate, remove, shift, loadState).
+ */
 export interface NativeContext {
-    evaluate(tokens: Int32Array, options: { logits?: boolean; sampler?: NativeSampler }, abort?: NativeAbortFlag): Promise<NativeDecodeResult>;
+    /** `position` (default: the cache's end) must be the cache's end: positions stay contiguous. */
+    evaluate(tokens: Int32Array, options: { logits?: boolean; sampler?: NativeSampler; position?: number }, abort?: NativeAbortFlag): Promise<NativeDecodeResult>;
     /** Rows [first, first + count) of an Embeddings object (read in place), or a Float32Array (copied). */
     evaluateEmbeddings(
         embeddings: Float32Array | NativeEmbeddings,
-        options: { logits?: boolean; first?: number; count?: number },
+        options: { logits?: boolean; first?: number; count?: number; position?: number },
         abort?: NativeAbortFlag,
     ): Promise<NativeDecodeResult>;
     logits(): Float32Array;
     /** Keeps the first nKeep cache positions; returns the new length. */
     truncate(nKeep: number): number;
+    /** Drops the cached tokens at positions [p0, p1) (p1 < 0: to the end); returns the cache's end. */
+    remove(p0: number, p1: number): number;
+    /** Adds delta to the positions in [p0, p1) (p1 < 0: to the end); VL_INVALID_ARGUMENT when the model cannot shift. */
+    shift(p0: number, p1: number, delta: number): number;
     saveState(path: string, header: Buffer): Promise<number>;
     loadState(path: string): Promise<number>;
-    info(): { contextSize: number; batchSize: number; nPast: number };
+    info(): { contextSize: number; batchSize: number; nPast: number; canShift: boolean; cacheBytesPerToken: number };
     dispose(): void;
 }
 

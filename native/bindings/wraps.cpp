@@ -1,5 +1,6 @@
 #include "bindings/wraps.h"
 
+#include <cstdint>
 #include <string>
 
 #include "bindings/addon.h"
@@ -181,6 +182,7 @@ Napi::Value ModelWrap::CreateContext(const Napi::CallbackInfo & info) {
     p.n_threads = static_cast<int32_t>(opt_int(o, "threads", 0, 0, 1024));
     p.n_threads_batch = static_cast<int32_t>(opt_int(o, "batchThreads", 0, 0, 1024));
     p.flash_attn = static_cast<int32_t>(opt_int(o, "flashAttention", -1, -1, 1));
+    p.f32_cache = opt_bool(o, "f32Cache", false);
     auto result = std::make_shared<std::shared_ptr<TextContext>>();
     return PromiseWorker::run(
         env, "vidllama.createContext", [m, p, result] { *result = std::make_shared<TextContext>(m, p); },
@@ -240,6 +242,8 @@ Napi::Function ContextWrap::Init(Napi::Env env) {
         InstanceMethod<&ContextWrap::EvaluateEmbeddings>("evaluateEmbeddings"),
         InstanceMethod<&ContextWrap::Logits>("logits"),
         InstanceMethod<&ContextWrap::Truncate>("truncate"),
+        InstanceMethod<&ContextWrap::Remove>("remove"),
+        InstanceMethod<&ContextWrap::Shift>("shift"),
         InstanceMethod<&ContextWrap::SaveState>("saveState"),
         InstanceMethod<&ContextWrap::LoadState>("loadState"),
         InstanceMethod<&ContextWrap::Info>("info"),
@@ -289,9 +293,9 @@ Napi::Object decode_result(Napi::Env env, const DecodeResult & r, int32_t token,
 
 } // namespace
 
-// evaluate(tokens: Int32Array, { logits?, sampler? }, abort?) -> Promise<{ evaluated, aborted, ms, token, nPast }>
+// evaluate(tokens: Int32Array, { logits?, sampler?, position? }, abort?) -> Promise<{ evaluated, aborted, ms, token, nPast }>
 // With a sampler, samples the next token after the evaluation (token is -1 when aborted). Empty tokens with a sampler
-// samples again from the current logits.
+// samples again from the current logits. `position` (default: the end of the cache) must be the end of the cache.
 Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     std::vector<int32_t> tokens = arg_tokens(info, 0, "tokens");
@@ -304,6 +308,7 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo & info) {
         keep.push_back(sampler_value.As<Napi::Object>());
     }
     const bool want_logits = opt_bool(options, "logits", sampler != nullptr) || sampler != nullptr;
+    const int32_t position = static_cast<int32_t>(opt_int(options, "position", -1, -1, INT32_MAX));
     AbortFlagPtr abort = AbortWrap::from(info, 2);
     auto ctx = claim(env);
     auto out = std::make_shared<std::pair<DecodeResult, int32_t>>(DecodeResult{}, -1);
@@ -311,22 +316,23 @@ Napi::Value ContextWrap::Evaluate(const Napi::CallbackInfo & info) {
     auto busy = busy_;
     return PromiseWorker::run(
         env, "vidllama.evaluate",
-        [ctx, tokens, want_logits, sampler, abort, out, n_past, busy] {
+        [ctx, tokens, position, want_logits, sampler, abort, out, n_past, busy] {
             BusyRelease release{busy};
-            if (!tokens.empty()) out->first = ctx->decode_tokens(tokens, want_logits, abort);
+            if (!tokens.empty()) out->first = ctx->decode_tokens(tokens, position, want_logits, abort);
             if (sampler && !out->first.aborted) out->second = ctx->sample(*sampler);
             *n_past = ctx->n_past();
         },
         [out, n_past](Napi::Env env) -> Napi::Value { return decode_result(env, out->first, out->second, *n_past); }, keep);
 }
 
-// evaluateEmbeddings(embd: Float32Array | Embeddings, { logits?, first?, count? }, abort?)
+// evaluateEmbeddings(embd: Float32Array | Embeddings, { logits?, first?, count?, position? }, abort?)
 //   -> Promise<{ evaluated, aborted, ms, nPast }>
 // An Embeddings object (from Vision.encode) is read in place, rows [first, first + count); a Float32Array is copied.
 Napi::Value ContextWrap::EvaluateEmbeddings(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     Napi::Object options = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
     const bool want_logits = opt_bool(options, "logits", false);
+    const int32_t position = static_cast<int32_t>(opt_int(options, "position", -1, -1, INT32_MAX));
     AbortFlagPtr abort = AbortWrap::from(info, 2);
     if (!ctx_) throw_js(env, "VL_DISPOSED", "the context was disposed");
     const int32_t n_embd = llama_model_n_embd_inp(ctx_->model()->get());
@@ -361,9 +367,9 @@ Napi::Value ContextWrap::EvaluateEmbeddings(const Napi::CallbackInfo & info) {
     auto busy = busy_;
     return PromiseWorker::run(
         env, "vidllama.evaluateEmbeddings",
-        [ctx, data, first, count, n_embd, want_logits, abort, out, n_past, busy] {
+        [ctx, data, first, count, n_embd, position, want_logits, abort, out, n_past, busy] {
             BusyRelease release{busy};
-            *out = ctx->decode_embeddings(data->data() + first * n_embd, count, want_logits, abort);
+            *out = ctx->decode_embeddings(data->data() + first * n_embd, count, position, want_logits, abort);
             *n_past = ctx->n_past();
         },
         [out, n_past](Napi::Env env) -> Napi::Value { return decode_result(env, *out, -1, *n_past); }, {info.This().As<Napi::Object>()});
@@ -389,6 +395,38 @@ Napi::Value ContextWrap::Truncate(const Napi::CallbackInfo & info) {
     BusyRelease release{busy_};
     return guard(env, [&] {
         ctx->truncate(n_keep);
+        return Napi::Number::New(env, ctx->n_past());
+    });
+}
+
+// remove(p0, p1) -> nPast: drops the cached tokens at positions [p0, p1) (p1 < 0: to the end).
+Napi::Value ContextWrap::Remove(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "p0 and p1 must be numbers");
+    const int32_t p0 = info[0].As<Napi::Number>().Int32Value();
+    const int32_t p1 = info[1].As<Napi::Number>().Int32Value();
+    auto ctx = claim(env);
+    BusyRelease release{busy_};
+    return guard(env, [&] {
+        ctx->remove(p0, p1);
+        return Napi::Number::New(env, ctx->n_past());
+    });
+}
+
+// shift(p0, p1, delta) -> nPast: adds delta to the positions of the cached tokens in [p0, p1) (p1 < 0: to the end).
+// The keys are re-rotated by libllama at the next evaluation (its K-shift), which then takes a little longer.
+Napi::Value ContextWrap::Shift(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+        throw Napi::TypeError::New(env, "p0, p1 and delta must be numbers");
+    }
+    const int32_t p0 = info[0].As<Napi::Number>().Int32Value();
+    const int32_t p1 = info[1].As<Napi::Number>().Int32Value();
+    const int32_t delta = info[2].As<Napi::Number>().Int32Value();
+    auto ctx = claim(env);
+    BusyRelease release{busy_};
+    return guard(env, [&] {
+        ctx->shift(p0, p1, delta);
         return Napi::Number::New(env, ctx->n_past());
     });
 }
@@ -437,6 +475,8 @@ Napi::Value ContextWrap::Info(const Napi::CallbackInfo & info) {
     o.Set("contextSize", ctx_->n_ctx());
     o.Set("batchSize", ctx_->n_batch());
     o.Set("nPast", busy_->load() ? -1 : ctx_->n_past());
+    o.Set("canShift", ctx_->can_shift());
+    o.Set("cacheBytesPerToken", static_cast<double>(ctx_->cache_bytes_per_token()));
     return o;
 }
 

@@ -76,6 +76,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Napi::Value EvaluateEmbeddings(const Napi::CallbackInfo & info);
     Napi::Value Logits(const Napi::CallbackInfo & info);
     Napi::Value Truncate(const Napi::CallbackInfo & info);
+    Napi::Value Remove(const Napi::CallbackInfo & info);
+    Napi::Value Shift(const Napi::CallbackInfo & info);
     Napi::Value SaveState(const Napi::CallbackInfo & info);
     Napi::Value LoadState(const Napi::CallbackInfo & info);
     Napi::Value Info(const Napi::CallbackInfo & info);

@@ -18,7 +18,7 @@ int32_t default_threads() {
 
 } // namespace
 
-TextContext::TextContext(TextModelPtr model, const ContextParams & p) : model_(std::move(model)) {
+TextContext::TextContext(TextModelPtr model, const ContextParams & p) : model_(std::move(model)), f32_cache_(p.f32_cache) {
     if (p.n_ctx == 0) throw Error(ErrorCode::InvalidArgument, "context size must be positive");
     if (p.n_batch == 0 || p.n_ubatch == 0) throw Error(ErrorCode::InvalidArgument, "batch sizes must be positive");
     llama_context_params cp = llama_context_default_params();
@@ -31,6 +31,10 @@ TextContext::TextContext(TextModelPtr model, const ContextParams & p) : model_(s
     cp.flash_attn_type = p.flash_attn < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
                          : p.flash_attn == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
                                              : LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    if (p.f32_cache) {
+        cp.type_k = GGML_TYPE_F32;
+        cp.type_v = GGML_TYPE_F32;
+    }
     cp.abort_callback = abort_callback;
     cp.abort_callback_data = this;
     cp.no_perf = true;
@@ -60,12 +64,35 @@ bool TextContext::abort_callback(void * data) {
 
 int32_t TextContext::n_past() const { return llama_memory_seq_pos_max(llama_get_memory(ctx_), 0) + 1; }
 
-DecodeResult TextContext::decode_tokens(const std::vector<llama_token> & tokens, bool want_logits, const AbortFlagPtr & abort) {
+bool TextContext::can_shift() const { return llama_memory_can_shift(llama_get_memory(ctx_)); }
+
+size_t TextContext::cache_bytes_per_token() const {
+    // Per token: K and V of every layer (head_dim × kv heads each), at the cache's element size.
+    const llama_model * m = model_->get();
+    const int64_t n_layer = llama_model_n_layer(m);
+    const int64_t n_head = llama_model_n_head(m);
+    const int64_t n_head_kv = llama_model_n_head_kv(m);
+    const int64_t head_dim = n_head > 0 ? llama_model_n_embd(m) / n_head : 0;
+    const int64_t element = f32_cache_ ? 4 : 2;
+    return static_cast<size_t>(2 * n_layer * n_head_kv * head_dim * element);
+}
+
+void TextContext::check_position(int32_t position) const {
+    const int32_t expected = n_past();
+    if (position >= 0 && position != expected) {
+        throw Error(ErrorCode::InvalidArgument, "position " + std::to_string(position) + " does not continue the cache, which ends at " +
+                                                    std::to_string(expected) + " (positions must stay contiguous)");
+    }
+}
+
+DecodeResult TextContext::decode_tokens(const std::vector<llama_token> & tokens, int32_t position, bool want_logits, const AbortFlagPtr & abort) {
     for (llama_token t : tokens) model_->check_token(t);
+    check_position(position);
     return decode(tokens.data(), nullptr, tokens.size(), want_logits, abort);
 }
 
-DecodeResult TextContext::decode_embeddings(const float * embd, size_t n_tokens, bool want_logits, const AbortFlagPtr & abort) {
+DecodeResult TextContext::decode_embeddings(const float * embd, size_t n_tokens, int32_t position, bool want_logits, const AbortFlagPtr & abort) {
+    check_position(position);
     return decode(nullptr, embd, n_tokens, want_logits, abort);
 }
 
@@ -154,6 +181,33 @@ void TextContext::truncate(int32_t n_keep) {
     if (!llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_keep, -1)) {
         throw Error(ErrorCode::Internal, "this model's memory cannot drop a partial sequence");
     }
+}
+
+void TextContext::remove(int32_t p0, int32_t p1) {
+    const int32_t end = n_past();
+    if (p0 < 0 || (p1 >= 0 && p1 < p0)) {
+        throw Error(ErrorCode::InvalidArgument, "invalid range [" + std::to_string(p0) + ", " + std::to_string(p1) + ")");
+    }
+    if (p0 >= end || p0 == p1) return;
+    logits_valid_ = false;
+    if (!llama_memory_seq_rm(llama_get_memory(ctx_), 0, p0, p1)) {
+        throw Error(ErrorCode::InvalidArgument, "this model's memory cannot drop a part of the sequence");
+    }
+}
+
+void TextContext::shift(int32_t p0, int32_t p1, int32_t delta) {
+    if (delta == 0) return;
+    if (p0 < 0 || (p1 >= 0 && p1 < p0)) {
+        throw Error(ErrorCode::InvalidArgument, "invalid range [" + std::to_string(p0) + ", " + std::to_string(p1) + ")");
+    }
+    // llama_memory_seq_add asserts (aborts the process) on memories that cannot shift: refuse first.
+    if (!can_shift()) throw Error(ErrorCode::InvalidArgument, "this model's KV cache cannot shift positions (M-RoPE or recurrent memory)");
+    llama_memory_t mem = llama_get_memory(ctx_);
+    if (p0 + delta < 0) throw Error(ErrorCode::InvalidArgument, "shifting would move positions below 0");
+    // The caller (the KV timeline) removes [p0 + delta, p0) first when delta < 0; libllama has no query for
+    // whether a range is empty, so overlap is the caller's contract.
+    logits_valid_ = false;
+    llama_memory_seq_add(mem, 0, p0, p1, delta);
 }
 
 std::vector<uint8_t> TextContext::state_get() const {
