@@ -13,6 +13,7 @@ import type { NativeEncodeResult, NativeFrameState, NativeVision, NativeVisionHp
 import type { Image } from "../decode/Image.js";
 import { mergeSize, requestSizes, resizeBudget } from "../family/videollama3.js";
 import type { ResizeBudget } from "../preprocess/resize-rule.js";
+import { encodePatches, preprocessFrames, pruneFrame } from "./stages.js";
 
 /** Options of {@link Model.encode} and {@link Vision.encode}. */
 export interface EncodeOptions {
@@ -84,6 +85,11 @@ export class VisionProjector {
 
     /**
      * Encodes images/frames (one call at a time; calls queue). Aborting rejects with the signal's reason.
+     *
+     * The three stages of lib/encode/stages.ts in turn: every item preprocessed, then the frames with `prune` pruned in
+     * order (the first against `frameState`'s frame; without a frameState, against none), then all encoded. An abort
+     * during preprocessing leaves `frameState` as it was; one during encoding leaves it at the last frame pruned
+     * (callers that abort start over with a fresh FrameState, as prompts do).
      */
     encode(
         items: NativeVisionItem[],
@@ -92,25 +98,20 @@ export class VisionProjector {
         const run = this.#queue.then(async () => {
             const nativeVision = this.#native;
             if (!nativeVision) throw new ModelLoadError(this.path, "LOAD_FAILED", "the vision projector was disposed");
-            const addon = native();
-            const abort = new addon.AbortFlag();
-            const onAbort = () => abort.abort();
-            options.signal?.addEventListener("abort", onAbort, { once: true });
-            if (options.signal?.aborted) abort.abort();
-            try {
-                return await nativeVision.encode(
-                    items,
-                    options.maxBatchPatches ? { maxBatchPatches: options.maxBatchPatches } : {},
-                    options.onProgress,
-                    abort,
-                    options.frameState,
-                );
-            } catch (err) {
-                if (isNativeError(err, "VL_ABORTED")) throw options.signal?.reason ?? new DOMException("Encoding was aborted", "AbortError");
-                throw err;
-            } finally {
-                options.signal?.removeEventListener("abort", onAbort);
-            }
+            const { signal } = options;
+            const patches = await preprocessFrames(nativeVision, items, signal);
+            // Pruning is synchronous, so the frames are pruned all or none: the abort can only come before.
+            if (signal?.aborted) throw signal.reason;
+            const frameState = items.some((item) => item.prune) ? (options.frameState ?? new (native().FrameState)()) : undefined;
+            const inputs = patches.map((p, i) => {
+                const prune = items[i]!.prune;
+                return { patches: p, keep: prune ? pruneFrame(nativeVision, p, frameState!, prune).keep : null };
+            });
+            return encodePatches(nativeVision, inputs, {
+                ...(signal ? { signal } : {}),
+                ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+                ...(options.maxBatchPatches ? { maxBatchPatches: options.maxBatchPatches } : {}),
+            });
         });
         this.#queue = run.catch(() => {});
         return run;

@@ -278,8 +278,50 @@ export interface NativeEncodeResult {
     kept: Array<Int32Array | null>;
 }
 
+/** The last pruned video frame, kept in native memory so DiffFP can compare across calls. */
 export interface NativeFrameState {
+    /** Forgets the frame: the next one is a first frame (all kept). */
     reset(): void;
+}
+
+/**
+ * One image or frame after resize, normalize and patchify (`Vision.preprocess`), held in native memory: the float
+ * patch rows travel to `prune` and `encodePatches` without a copy through JS.
+ */
+export interface NativePatchesHandle {
+    /** Patch rows (pixels / patch size). */
+    readonly gridHeight: number;
+    readonly gridWidth: number;
+    /** Patches per merge-block side. */
+    readonly merge: number;
+    /** Merged tokens = (gridHeight / merge) × (gridWidth / merge). */
+    readonly tokens: number;
+    /** A copy of the rows: gridHeight × gridWidth rows of 3·patchSize² values in merge-block order (for tests). */
+    toFloat32Array(): Float32Array;
+}
+
+/** One image or frame for `Vision.preprocess`: {@link NativeVisionItem} without the pruning settings. */
+export type NativePreprocessItem = Omit<NativeVisionItem, "prune">;
+
+/** DiffFP settings; what is left out takes the projector's own (diffThreshold, minTokensPerFrame). */
+export interface NativePruneParams {
+    /** A merged token is kept when its mean |Δ| × 255 against the previous frame is above this. */
+    threshold?: number;
+    /** A frame keeps at least this many tokens (the first ones). */
+    minTokens?: number;
+}
+
+export interface NativePruneResult {
+    /** Ascending indices of the kept merged tokens, or null when all are kept (a first frame, or nothing dropped). */
+    keep: Int32Array | null;
+    /** Per merged token: mean |Δ| × 255 against the previous frame; absent for a first frame. */
+    distances?: Float32Array;
+}
+
+export interface NativeEncodePatchesItem {
+    patches: NativePatchesHandle;
+    /** Merged tokens to project (ascending, as `prune` returns them); null or absent: all. */
+    keep?: Int32Array | null;
 }
 
 export interface NativeVision {
@@ -292,6 +334,20 @@ export interface NativeVision {
         abort?: NativeAbortFlag,
         frameState?: NativeFrameState,
     ): Promise<NativeEncodeResult>;
+    /** Stage 1: resize, normalize and patchify on a worker thread (may run while the encoder works). */
+    preprocess(items: NativePreprocessItem[], abort?: NativeAbortFlag): Promise<NativePatchesHandle[]>;
+    /**
+     * Stage 2 (synchronous): DiffFP of one frame against the frame `frameState` holds (none, or another grid: a first
+     * frame, all kept); this frame then replaces it.
+     */
+    prune(patches: NativePatchesHandle, frameState: NativeFrameState, params?: NativePruneParams): NativePruneResult;
+    /** Stage 3: encoder, merge, token selection and projector; one call at a time per projector (VL_BUSY). */
+    encodePatches(
+        items: NativeEncodePatchesItem[],
+        options?: { maxBatchPatches?: number },
+        onProgress?: (done: number, total: number) => void,
+        abort?: NativeAbortFlag,
+    ): Promise<NativeEncodeResult>;
     dispose(): void;
 }
 
@@ -302,4 +358,6 @@ export interface NativeVisionAddon {
         abort?: NativeAbortFlag,
     ): Promise<NativeVision>;
     FrameState: new () => NativeFrameState;
+    /** Made by `Vision.preprocess` only (for instanceof checks). */
+    Patches: abstract new () => NativePatchesHandle;
 }

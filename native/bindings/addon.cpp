@@ -24,9 +24,11 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
     abort_ctor = Napi::Persistent(abort);
     Napi::Function vision = VisionWrap::Init(env);
     Napi::Function embeddings = EmbeddingsWrap::Init(env);
+    Napi::Function patches = PatchesWrap::Init(env);
     Napi::Function frame_state = FrameStateWrap::Init(env);
     vision_ctor = Napi::Persistent(vision);
     embeddings_ctor = Napi::Persistent(embeddings);
+    patches_ctor = Napi::Persistent(patches);
     frame_state_ctor = Napi::Persistent(frame_state);
     DefineAddon(exports, {
         InstanceMethod<&Addon::SystemInfo>("systemInfo"),
@@ -37,6 +39,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
         InstanceValue("AbortFlag", abort),
         InstanceValue("Vision", vision),
         InstanceValue("Embeddings", embeddings),
+        InstanceValue("Patches", patches),
         InstanceValue("FrameState", frame_state),
         InstanceValue("gpuBackend", Napi::String::New(env, gpu_backend_name())),
     });

@@ -17,6 +17,7 @@ class Addon : public Napi::Addon<Addon> {
     Napi::FunctionReference abort_ctor;
     Napi::FunctionReference vision_ctor;
     Napi::FunctionReference embeddings_ctor;
+    Napi::FunctionReference patches_ctor;
     Napi::FunctionReference frame_state_ctor;
 
   private:

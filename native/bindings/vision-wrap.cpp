@@ -1,5 +1,8 @@
 // Vision tower bindings: loadVision(), Vision.encode() and the Embeddings it returns, FrameState for DiffFP across
-// calls. Preprocessing (Pillow-compatible resize, normalize, patchify), pruning and encoding all run on the worker.
+// calls, and the pipeline's stages as separate calls: Vision.preprocess() (resize, normalize, patchify into Patches
+// objects), Vision.prune() (DiffFP of one frame) and Vision.encodePatches() (encoder and projector). encode() runs the
+// same three stage functions in one worker task; preprocessing and encoding run on the worker, pruning (~1 ms a
+// frame) on the calling thread.
 #include <napi.h>
 
 #include <atomic>
@@ -31,22 +34,194 @@ struct VisionState {
 namespace {
 
 // One image or frame as received from JS (pixels copied: the worker must not read JS memory).
-struct PendingItem {
+struct PendingImage {
     std::vector<uint8_t> rgb;
     int width = 0, height = 0, target_w = 0, target_h = 0, merge = 1;
-    bool prune = false;
+};
+
+struct PruneParams {
     float threshold = 0.1f;
     int min_tokens = 1;
 };
 
-int32_t get_int(const Napi::Object & o, const char * key, int32_t min, int32_t max) {
+// An item of encode(): an image, and for a video frame the DiffFP settings.
+struct PendingItem {
+    PendingImage image;
+    bool prune = false;
+    PruneParams prune_params;
+};
+
+// One item of the encoder stage. keep_all false: only the merged tokens in `keep` (ascending) are projected.
+struct EncodeInput {
+    PreparedPatchesPtr patches;
+    bool keep_all = true;
+    std::vector<int32_t> keep;
+};
+
+int32_t get_int(const Napi::Object & o, const char * key, const std::string & where, int32_t min, int32_t max) {
     Napi::Value v = o.Get(key);
-    if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+    if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), where + "." + key + " must be a number");
     double d = v.As<Napi::Number>().DoubleValue();
     if (d != static_cast<int64_t>(d) || d < min || d > max) {
-        throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer between " + std::to_string(min) + " and " + std::to_string(max));
+        throw Napi::RangeError::New(o.Env(), where + "." + key + " must be an integer between " + std::to_string(min) + " and " + std::to_string(max));
     }
     return static_cast<int32_t>(d);
+}
+
+// items[i] of encode() or preprocess(): { rgb: Uint8Array, width, height, targetWidth, targetHeight, merge }.
+PendingImage read_image(Napi::Env env, const Napi::Object & o, const VisionHparams & hp, const std::string & where) {
+    PendingImage it;
+    it.width = get_int(o, "width", where, 1, 1 << 20);
+    it.height = get_int(o, "height", where, 1, 1 << 20);
+    it.merge = get_int(o, "merge", where, 1, 8);
+    const int32_t align = hp.patch_size * it.merge;
+    it.target_w = get_int(o, "targetWidth", where, align, 1 << 20);
+    it.target_h = get_int(o, "targetHeight", where, align, 1 << 20);
+    if (it.target_w % align || it.target_h % align) {
+        throw Napi::RangeError::New(env, where + ": target size must be a multiple of patch size × merge (" + std::to_string(align) + ")");
+    }
+    Napi::Value rgb = o.Get("rgb");
+    if (!rgb.IsTypedArray() || rgb.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        throw Napi::TypeError::New(env, where + ".rgb must be a Uint8Array");
+    }
+    Napi::Uint8Array bytes = rgb.As<Napi::Uint8Array>();
+    if (bytes.ByteLength() != static_cast<size_t>(it.width) * it.height * 3) {
+        throw Napi::RangeError::New(env, where + ".rgb must hold width × height × 3 bytes");
+    }
+    it.rgb.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
+    return it;
+}
+
+// { threshold?, minTokens? }; what is left out takes the projector's own setting.
+PruneParams read_prune_params(const Napi::Object & o, const VisionHparams & hp) {
+    PruneParams p;
+    p.threshold = static_cast<float>(opt_number(o, "threshold", hp.diff_threshold, 0, 1e9));
+    p.min_tokens = static_cast<int>(opt_int(o, "minTokens", hp.min_tokens_per_frame, 0, 1 << 30));
+    return p;
+}
+
+Napi::Array arg_array(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsArray()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an array");
+    return info[i].As<Napi::Array>();
+}
+
+// An optional options object: undefined/null give an empty one.
+Napi::Object opt_object(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return Napi::Object::New(info.Env());
+    if (!info[i].IsObject()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an object");
+    return info[i].As<Napi::Object>();
+}
+
+FrameStateWrap * frame_state_arg(Napi::Env env, const Napi::Value & v, const char * name) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Addon::of(env).frame_state_ctor.Value())) {
+        throw Napi::TypeError::New(env, std::string(name) + " must be a FrameState");
+    }
+    return FrameStateWrap::Unwrap(v.As<Napi::Object>());
+}
+
+// ---- the stages (worker-safe: no napi) ----------------------------------------------------------------------------
+
+// Stage 1: Pillow-exact bicubic resize to the target size, normalize and patchify. Frees the source pixels: a batch
+// of video frames must not hold both.
+PreparedPatchesPtr preprocess_image(PendingImage & image, const VisionHparams & hp) {
+    PatchifyParams pp;
+    pp.patch_size = hp.patch_size;
+    pp.merge_size = image.merge;
+    pp.mean = hp.mean;
+    pp.std = hp.std;
+    pp.rescale = hp.rescale;
+    const uint8_t * pixels = image.rgb.data();
+    std::vector<uint8_t> resized;
+    if (image.target_w != image.width || image.target_h != image.height) {
+        resized = resize_rgb_bicubic(image.rgb.data(), image.width, image.height, image.target_w, image.target_h);
+        pixels = resized.data();
+    }
+    auto out = std::make_shared<PreparedPatches>();
+    out->patches = patchify_rgb(pixels, image.target_w, image.target_h, pp);
+    out->merge = image.merge;
+    std::vector<uint8_t>().swap(image.rgb);
+    return out;
+}
+
+// Two frames are compared only when their rows line up value for value: the same grid, merge and row size. Any other
+// previous frame counts as none (as after a resolution change), and reading past the shorter one is impossible.
+bool same_layout(const PreparedPatches & a, const PreparedPatches & b) {
+    return a.patches.grid_h == b.patches.grid_h && a.patches.grid_w == b.patches.grid_w && a.merge == b.merge &&
+           a.patches.row_size == b.patches.row_size;
+}
+
+// Stage 2: DiffFP of `frame` against `last` (null or another layout: a first frame, all kept), then `frame` becomes
+// `last`. The caller guards `last` (FrameState::mutex).
+FrameDiffResult prune_frame(PreparedPatchesPtr & last, const PreparedPatchesPtr & frame, const PruneParams & params) {
+    const Patches & p = frame->patches;
+    const float * previous = last && same_layout(*last, *frame) ? last->patches.values.data() : nullptr;
+    FrameDiffResult diff = frame_diff_keep(previous, p.values.data(), p.grid_h, p.grid_w, frame->merge, p.row_size, params.threshold, params.min_tokens);
+    last = frame;
+    return diff;
+}
+
+// A keep list that drops nothing encodes as keep-all: the same graph as an unpruned item, so the same bits.
+void set_keep(EncodeInput & input, std::vector<int32_t> keep) {
+    input.keep_all = static_cast<int32_t>(keep.size()) == input.patches->tokens();
+    input.keep = input.keep_all ? std::vector<int32_t>{} : std::move(keep);
+}
+
+// Stage 3: encoder, merge, token selection and projector over all inputs, appended to `result` (values, counts, merged
+// and kept per item). The caller holds the encoder's busy flag.
+void encode_inputs(VisionEncoder & encoder, const std::vector<EncodeInput> & inputs, EmbeddingsData & result, const AbortFlagPtr & abort,
+                   const JsProgress & progress, const VisionEncodeOptions & options) {
+    std::vector<VisionItem> items(inputs.size());
+    for (size_t i = 0; i < inputs.size(); i++) {
+        const PreparedPatches & prepared = *inputs[i].patches;
+        VisionItem & v = items[i];
+        v.patches = prepared.patches.values.data();
+        v.grid_h = prepared.patches.grid_h;
+        v.grid_w = prepared.patches.grid_w;
+        v.merge = prepared.merge;
+        v.keep_all = inputs[i].keep_all;
+        v.keep = inputs[i].keep;
+        result.merged.push_back(v.n_merged());
+        result.kept.push_back(v.keep);
+        result.all_kept.push_back(v.keep_all);
+    }
+    result.counts = encoder.encode(items, *result.values, abort, [&progress](int32_t done, int32_t total) { progress.report(done, total); }, options);
+}
+
+// ---- JS-thread helpers of the encoding calls -----------------------------------------------------------------------
+
+// The encoder runs one call at a time: claimed on the JS thread, released by the worker (BusyRelease).
+void claim_encoder(Napi::Env env, VisionState & state, const JsProgress & progress) {
+    bool expected = false;
+    if (!state.busy.compare_exchange_strong(expected, true)) {
+        progress.release();
+        throw_js(env, "VL_BUSY", "the vision projector is already encoding");
+    }
+}
+
+struct BusyRelease {
+    std::atomic<bool> & busy;
+    ~BusyRelease() { busy.store(false); }
+};
+
+std::shared_ptr<EmbeddingsData> new_result(const VisionHparams & hp) {
+    auto result = std::make_shared<EmbeddingsData>();
+    result->width = hp.proj_dim;
+    result->values = std::make_shared<std::vector<float>>();
+    return result;
+}
+
+// { embeddings, counts, merged, kept } of encode() and encodePatches().
+Napi::Value encode_result_to_js(Napi::Env env, const EmbeddingsData & result) {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("embeddings", EmbeddingsWrap::New(env, result));
+    out.Set("counts", to_int32_array(env, result.counts));
+    out.Set("merged", to_int32_array(env, result.merged));
+    Napi::Array kept = Napi::Array::New(env, result.kept.size());
+    for (size_t i = 0; i < result.kept.size(); i++) {
+        kept.Set(static_cast<uint32_t>(i), result.all_kept[i] ? env.Null() : Napi::Value(to_int32_array(env, result.kept[i])));
+    }
+    out.Set("kept", kept);
+    return out;
 }
 
 } // namespace
@@ -61,9 +236,57 @@ FrameStateWrap::FrameStateWrap(const Napi::CallbackInfo & info) : Napi::ObjectWr
 
 Napi::Value FrameStateWrap::Reset(const Napi::CallbackInfo & info) {
     std::lock_guard<std::mutex> lock(state_->mutex);
-    state_->patches.clear();
-    state_->grid_h = state_->grid_w = 0;
+    state_->last.reset();
     return info.Env().Undefined();
+}
+
+// ---- Patches ------------------------------------------------------------------------------------------------------
+
+Napi::Function PatchesWrap::Init(Napi::Env env) {
+    return DefineClass(env, "Patches", {
+        InstanceAccessor<&PatchesWrap::GridHeight>("gridHeight"),
+        InstanceAccessor<&PatchesWrap::GridWidth>("gridWidth"),
+        InstanceAccessor<&PatchesWrap::Merge>("merge"),
+        InstanceAccessor<&PatchesWrap::Tokens>("tokens"),
+        InstanceMethod<&PatchesWrap::ToFloat32Array>("toFloat32Array"),
+    });
+}
+
+PatchesWrap::PatchesWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<PatchesWrap>(info) {
+    if (info.Length() < 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "Patches are created by Vision.preprocess()");
+    data_ = *info[0].As<Napi::External<PreparedPatchesPtr>>().Data();
+    external_bytes_ = static_cast<int64_t>(data_->bytes());
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+}
+
+PatchesWrap::~PatchesWrap() {
+    if (external_bytes_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
+}
+
+Napi::Object PatchesWrap::New(Napi::Env env, PreparedPatchesPtr data) {
+    auto * holder = new PreparedPatchesPtr(std::move(data));
+    auto ext = Napi::External<PreparedPatchesPtr>::New(env, holder, [](Napi::Env, PreparedPatchesPtr * p) { delete p; });
+    return Addon::of(env).patches_ctor.New({ext});
+}
+
+PatchesWrap * PatchesWrap::unwrap(Napi::Env env, const Napi::Value & v, const std::string & name) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Addon::of(env).patches_ctor.Value())) {
+        throw Napi::TypeError::New(env, name + " must be a Patches object (from Vision.preprocess())");
+    }
+    return Unwrap(v.As<Napi::Object>());
+}
+
+Napi::Value PatchesWrap::GridHeight(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), data_->patches.grid_h); }
+Napi::Value PatchesWrap::GridWidth(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), data_->patches.grid_w); }
+Napi::Value PatchesWrap::Merge(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), data_->merge); }
+Napi::Value PatchesWrap::Tokens(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), data_->tokens()); }
+
+// toFloat32Array() -> a copy of the patch rows (gridHeight × gridWidth rows of 3·p·p values, merge-block order)
+Napi::Value PatchesWrap::ToFloat32Array(const Napi::CallbackInfo & info) {
+    const std::vector<float> & values = data_->patches.values;
+    Napi::Float32Array a = Napi::Float32Array::New(info.Env(), values.size());
+    std::copy(values.begin(), values.end(), a.Data());
+    return a;
 }
 
 // ---- Embeddings ---------------------------------------------------------------------------------------------------
@@ -119,6 +342,9 @@ Napi::Function VisionWrap::Init(Napi::Env env) {
         InstanceMethod<&VisionWrap::Hparams>("hparams"),
         InstanceMethod<&VisionWrap::Info>("info"),
         InstanceMethod<&VisionWrap::Encode>("encode"),
+        InstanceMethod<&VisionWrap::Preprocess>("preprocess"),
+        InstanceMethod<&VisionWrap::Prune>("prune"),
+        InstanceMethod<&VisionWrap::EncodePatches>("encodePatches"),
         InstanceMethod<&VisionWrap::Dispose>("dispose"),
     });
 }
@@ -176,146 +402,184 @@ Napi::Value VisionWrap::Info(const Napi::CallbackInfo & info) {
 // encode(items, { maxBatchPatches? }, onProgress?, abort?, frameState?) -> Promise<Embeddings>
 // items: [{ rgb: Uint8Array, width, height, targetWidth, targetHeight, merge, prune?: { threshold, minTokens } }]
 // Items with `prune` are video frames compared, in order, with the previous frame (from frameState for the first one).
+// The three stages in one task: what preprocess(), prune() and encodePatches() do one by one.
 Napi::Value VisionWrap::Encode(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
-    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "items must be an array");
     const VisionHparams & hp = state_->model->hparams();
-    Napi::Array arr = info[0].As<Napi::Array>();
+    Napi::Array arr = arg_array(info, 0, "items");
     auto items = std::make_shared<std::vector<PendingItem>>(arr.Length());
     for (uint32_t i = 0; i < arr.Length(); i++) {
-        if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, "items[" + std::to_string(i) + "] must be an object");
+        const std::string where = "items[" + std::to_string(i) + "]";
+        if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, where + " must be an object");
         Napi::Object o = arr.Get(i).As<Napi::Object>();
         PendingItem & it = (*items)[i];
-        it.width = get_int(o, "width", 1, 1 << 20);
-        it.height = get_int(o, "height", 1, 1 << 20);
-        it.merge = get_int(o, "merge", 1, 8);
-        const int32_t align = hp.patch_size * it.merge;
-        it.target_w = get_int(o, "targetWidth", align, 1 << 20);
-        it.target_h = get_int(o, "targetHeight", align, 1 << 20);
-        if (it.target_w % align || it.target_h % align) {
-            throw Napi::RangeError::New(env, "target size must be a multiple of patch size × merge (" + std::to_string(align) + ")");
-        }
-        Napi::Value rgb = o.Get("rgb");
-        if (!rgb.IsTypedArray() || rgb.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-            throw Napi::TypeError::New(env, "rgb must be a Uint8Array");
-        }
-        Napi::Uint8Array bytes = rgb.As<Napi::Uint8Array>();
-        if (bytes.ByteLength() != static_cast<size_t>(it.width) * it.height * 3) {
-            throw Napi::RangeError::New(env, "rgb must hold width × height × 3 bytes");
-        }
-        it.rgb.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
+        it.image = read_image(env, o, hp, where);
         Napi::Value prune = o.Get("prune");
         if (prune.IsObject()) {
             it.prune = true;
-            it.threshold = static_cast<float>(opt_number(prune.As<Napi::Object>(), "threshold", hp.diff_threshold, 0, 1e9));
-            it.min_tokens = static_cast<int>(opt_int(prune.As<Napi::Object>(), "minTokens", hp.min_tokens_per_frame, 0, 1 << 30));
+            it.prune_params = read_prune_params(prune.As<Napi::Object>(), hp);
         }
     }
     Napi::Object options = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
     VisionEncodeOptions eo;
     eo.max_batch_patches = static_cast<int32_t>(opt_int(options, "maxBatchPatches", eo.max_batch_patches, 1, 1 << 24));
-    JsProgress progress(env, info.Length() > 2 ? info[2] : env.Undefined(), "vidllama.encodeProgress");
     AbortFlagPtr abort = AbortWrap::from(info, 3);
     std::shared_ptr<FrameState> frame_state;
     std::vector<Napi::Object> keep{info.This().As<Napi::Object>()};
     if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
-        if (!info[4].IsObject() || !info[4].As<Napi::Object>().InstanceOf(Addon::of(env).frame_state_ctor.Value())) {
-            throw Napi::TypeError::New(env, "frameState must be a FrameState");
-        }
-        frame_state = FrameStateWrap::Unwrap(info[4].As<Napi::Object>())->state();
+        frame_state = frame_state_arg(env, info[4], "frameState")->state();
         keep.push_back(info[4].As<Napi::Object>());
     }
-    bool expected = false;
-    if (!state_->busy.compare_exchange_strong(expected, true)) {
-        progress.release();
-        throw_js(env, "VL_BUSY", "the vision projector is already encoding");
-    }
+    JsProgress progress(env, info.Length() > 2 ? info[2] : env.Undefined(), "vidllama.encodeProgress");
+    claim_encoder(env, *state_, progress);
     auto state = state_;
-    auto result = std::make_shared<EmbeddingsData>();
-    result->width = hp.proj_dim;
-    result->values = std::make_shared<std::vector<float>>();
+    auto result = new_result(hp);
     return PromiseWorker::run(
         env, "vidllama.encode",
         [state, items, eo, progress, abort, frame_state, result] {
             JsProgressRelease release{progress};
-            struct BusyRelease {
-                std::atomic<bool> & busy;
-                ~BusyRelease() { busy.store(false); }
-            } busy{state->busy};
+            BusyRelease busy{state->busy};
             const VisionHparams & hp = state->model->hparams();
-            PatchifyParams pp;
-            pp.patch_size = hp.patch_size;
-            pp.mean = hp.mean;
-            pp.std = hp.std;
-            pp.rescale = hp.rescale;
-            const int row_size = 3 * hp.patch_size * hp.patch_size;
-            // Preprocess every item (resize, normalize, patchify), then prune video frames against their predecessor.
-            std::vector<Patches> patches(items->size());
-            std::vector<VisionItem> vitems(items->size());
-            std::unique_lock<std::mutex> frame_lock;
-            if (frame_state) frame_lock = std::unique_lock<std::mutex>(frame_state->mutex);
-            const Patches * previous = nullptr;
+            std::vector<EncodeInput> inputs(items->size());
             for (size_t i = 0; i < items->size(); i++) {
                 if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
-                PendingItem & it = (*items)[i];
-                pp.merge_size = it.merge;
-                const uint8_t * pixels = it.rgb.data();
-                std::vector<uint8_t> resized;
-                if (it.target_w != it.width || it.target_h != it.height) {
-                    resized = resize_rgb_bicubic(it.rgb.data(), it.width, it.height, it.target_w, it.target_h);
-                    pixels = resized.data();
+                inputs[i].patches = preprocess_image((*items)[i].image, hp);
+            }
+            // An aborted call leaves frameState as it was; the pruned frames replace its frame together, at the end.
+            if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
+            {
+                std::unique_lock<std::mutex> frame_lock;
+                if (frame_state) frame_lock = std::unique_lock<std::mutex>(frame_state->mutex);
+                PreparedPatchesPtr last = frame_state ? frame_state->last : nullptr;
+                bool pruned = false;
+                for (size_t i = 0; i < items->size(); i++) {
+                    if (!(*items)[i].prune) continue;
+                    set_keep(inputs[i], prune_frame(last, inputs[i].patches, (*items)[i].prune_params).keep);
+                    pruned = true;
                 }
-                patches[i] = patchify_rgb(pixels, it.target_w, it.target_h, pp);
-                std::vector<uint8_t>().swap(it.rgb); // the source pixels are no longer needed
-                VisionItem & v = vitems[i];
-                v.patches = patches[i].values.data();
-                v.grid_h = patches[i].grid_h;
-                v.grid_w = patches[i].grid_w;
-                v.merge = it.merge;
-                v.keep_all = true;
-                result->merged.push_back(v.n_merged());
-                if (it.prune) {
-                    const float * prev = nullptr;
-                    if (previous && previous->grid_h == v.grid_h && previous->grid_w == v.grid_w) {
-                        prev = previous->values.data();
-                    } else if (!previous && frame_state && frame_state->grid_h == v.grid_h && frame_state->grid_w == v.grid_w) {
-                        prev = frame_state->patches.data();
-                    }
-                    FrameDiffResult diff = frame_diff_keep(prev, v.patches, v.grid_h, v.grid_w, v.merge, row_size, it.threshold, it.min_tokens);
-                    if (static_cast<int32_t>(diff.keep.size()) != v.n_merged()) {
-                        v.keep_all = false;
-                        v.keep = std::move(diff.keep);
-                    }
-                    previous = &patches[i];
-                }
+                if (frame_state && pruned) frame_state->last = std::move(last);
             }
-            if (frame_state && previous) {
-                frame_state->patches = previous->values;
-                frame_state->grid_h = previous->grid_h;
-                frame_state->grid_w = previous->grid_w;
+            encode_inputs(*state->encoder, inputs, *result, abort, progress, eo);
+        },
+        [result](Napi::Env env) -> Napi::Value { return encode_result_to_js(env, *result); },
+        keep);
+}
+
+// preprocess(items, abort?) -> Promise<Patches[]>
+// items: [{ rgb: Uint8Array, width, height, targetWidth, targetHeight, merge }]. Needs only the projector's settings,
+// so it may run while the encoder works on an earlier batch.
+Napi::Value VisionWrap::Preprocess(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
+    const VisionHparams & hp = state_->model->hparams();
+    Napi::Array arr = arg_array(info, 0, "items");
+    auto items = std::make_shared<std::vector<PendingImage>>(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+        const std::string where = "items[" + std::to_string(i) + "]";
+        if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, where + " must be an object");
+        (*items)[i] = read_image(env, arr.Get(i).As<Napi::Object>(), hp, where);
+    }
+    AbortFlagPtr abort = AbortWrap::from(info, 1);
+    auto state = state_;
+    auto result = std::make_shared<std::vector<PreparedPatchesPtr>>(items->size());
+    return PromiseWorker::run(
+        env, "vidllama.preprocess",
+        [state, items, abort, result] {
+            const VisionHparams & hp = state->model->hparams();
+            for (size_t i = 0; i < items->size(); i++) {
+                if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "preprocessing aborted");
+                (*result)[i] = preprocess_image((*items)[i], hp);
             }
-            for (const VisionItem & v : vitems) {
-                result->kept.push_back(v.keep_all ? std::vector<int32_t>{} : v.keep);
-                result->all_kept.push_back(v.keep_all);
-            }
-            result->counts = state->encoder->encode(vitems, *result->values, abort,
-                                                    [&progress](int32_t done, int32_t total) { progress.report(done, total); }, eo);
         },
         [result](Napi::Env env) -> Napi::Value {
-            Napi::Object emb = EmbeddingsWrap::New(env, *result);
-            Napi::Object out = Napi::Object::New(env);
-            out.Set("embeddings", emb);
-            out.Set("counts", to_int32_array(env, result->counts));
-            out.Set("merged", to_int32_array(env, result->merged));
-            Napi::Array kept = Napi::Array::New(env, result->kept.size());
-            for (size_t i = 0; i < result->kept.size(); i++) {
-                kept.Set(static_cast<uint32_t>(i), result->all_kept[i] ? env.Null() : Napi::Value(to_int32_array(env, result->kept[i])));
-            }
-            out.Set("kept", kept);
+            Napi::Array out = Napi::Array::New(env, result->size());
+            for (size_t i = 0; i < result->size(); i++) out.Set(static_cast<uint32_t>(i), PatchesWrap::New(env, (*result)[i]));
             return out;
         },
-        keep);
+        {info.This().As<Napi::Object>()});
+}
+
+// prune(patches, frameState, { threshold?, minTokens? }?) -> { keep: Int32Array | null, distances?: Float32Array }
+// DiffFP of one frame against the frame frameState holds (none, or another grid: a first frame, all kept), which this
+// frame then replaces. keep: ascending merged-token indices, null when all are kept; distances: per merged token
+// (mean |Δ| × 255), only when compared. Synchronous: the comparison is one pass over two frames.
+Napi::Value VisionWrap::Prune(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
+    PatchesWrap * patches = PatchesWrap::unwrap(env, info.Length() > 0 ? info[0] : env.Undefined(), "patches");
+    FrameStateWrap * frame_state = frame_state_arg(env, info.Length() > 1 ? info[1] : env.Undefined(), "frameState");
+    const PruneParams params = read_prune_params(opt_object(info, 2, "options"), state_->model->hparams());
+    const PreparedPatchesPtr & frame = patches->data();
+    FrameDiffResult diff = guard(env, [&] {
+        std::lock_guard<std::mutex> lock(frame_state->state()->mutex);
+        return prune_frame(frame_state->state()->last, frame, params);
+    });
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("keep", static_cast<int32_t>(diff.keep.size()) == frame->tokens() ? env.Null() : Napi::Value(to_int32_array(env, diff.keep)));
+    if (!diff.distances.empty()) {
+        Napi::Float32Array distances = Napi::Float32Array::New(env, diff.distances.size());
+        std::copy(diff.distances.begin(), diff.distances.end(), distances.Data());
+        out.Set("distances", distances);
+    }
+    return out;
+}
+
+// encodePatches(items, { maxBatchPatches? }?, onProgress?, abort?) -> Promise<{ embeddings, counts, merged, kept }>
+// items: [{ patches: Patches, keep?: Int32Array | null }]; keep: the ascending merged-token indices to project (what
+// prune() returned), null or left out: all.
+Napi::Value VisionWrap::EncodePatches(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
+    const VisionHparams & hp = state_->model->hparams();
+    const int32_t row_size = 3 * hp.patch_size * hp.patch_size;
+    Napi::Array arr = arg_array(info, 0, "items");
+    auto inputs = std::make_shared<std::vector<EncodeInput>>(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+        const std::string where = "items[" + std::to_string(i) + "]";
+        if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, where + " must be an object");
+        Napi::Object o = arr.Get(i).As<Napi::Object>();
+        EncodeInput & input = (*inputs)[i];
+        input.patches = PatchesWrap::unwrap(env, o.Get("patches"), where + ".patches")->data();
+        if (input.patches->patches.row_size != row_size) {
+            throw Napi::RangeError::New(env, where + ".patches were made for patches of " + std::to_string(input.patches->patches.row_size) +
+                                                 " values, this projector's have " + std::to_string(row_size));
+        }
+        Napi::Value keep = o.Get("keep");
+        if (keep.IsUndefined() || keep.IsNull()) continue;
+        if (!keep.IsTypedArray() || keep.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+            throw Napi::TypeError::New(env, where + ".keep must be an Int32Array or null");
+        }
+        Napi::Int32Array k = keep.As<Napi::Int32Array>();
+        std::vector<int32_t> indices(k.Data(), k.Data() + k.ElementLength());
+        const int32_t tokens = input.patches->tokens();
+        for (size_t t = 0; t < indices.size(); t++) {
+            if (indices[t] < 0 || indices[t] >= tokens || (t > 0 && indices[t] <= indices[t - 1])) {
+                throw Napi::RangeError::New(env, where + ".keep must hold ascending token indices in [0, " + std::to_string(tokens) + ")");
+            }
+        }
+        set_keep(input, std::move(indices));
+    }
+    Napi::Object options = opt_object(info, 1, "options");
+    VisionEncodeOptions eo;
+    eo.max_batch_patches = static_cast<int32_t>(opt_int(options, "maxBatchPatches", eo.max_batch_patches, 1, 1 << 24));
+    if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull() && !info[2].IsFunction()) {
+        throw Napi::TypeError::New(env, "onProgress must be a function");
+    }
+    AbortFlagPtr abort = AbortWrap::from(info, 3);
+    JsProgress progress(env, info.Length() > 2 ? info[2] : env.Undefined(), "vidllama.encodeProgress");
+    claim_encoder(env, *state_, progress);
+    auto state = state_;
+    auto result = new_result(hp);
+    return PromiseWorker::run(
+        env, "vidllama.encodePatches",
+        [state, inputs, eo, progress, abort, result] {
+            JsProgressRelease release{progress};
+            BusyRelease busy{state->busy};
+            encode_inputs(*state->encoder, *inputs, *result, abort, progress, eo);
+        },
+        [result](Napi::Env env) -> Napi::Value { return encode_result_to_js(env, *result); },
+        {info.This().As<Napi::Object>()});
 }
 
 Napi::Value VisionWrap::Dispose(const Napi::CallbackInfo & info) {

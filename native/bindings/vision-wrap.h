@@ -1,23 +1,37 @@
-// JS classes of the vision side: Vision (a loaded mmproj), Embeddings (encoder output kept in native memory, fed to
-// a context without a copy through JS) and FrameState (the previous video frame, for pruning across encode calls).
+// JS classes of the vision side: Vision (a loaded mmproj), Patches (one preprocessed image or frame kept in native
+// memory, between the pipeline's stages), Embeddings (encoder output kept in native memory, fed to a context without
+// a copy through JS) and FrameState (the previous video frame, for pruning across calls).
 #pragma once
 
 #include <napi.h>
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "bindings/addon.h"
+#include "preprocess/patchify.h"
 
 namespace vl {
 
 struct VisionState;
 
+// One image or frame after resize, normalize and patchify. Immutable once made, so a Patches object, the FrameState
+// that holds it as its last frame and an encode in progress share it without copies.
+struct PreparedPatches {
+    Patches patches; // rows in merge-block order for `merge`
+    int32_t merge = 1;
+
+    int32_t tokens() const { return (patches.grid_h / merge) * (patches.grid_w / merge); }
+    size_t bytes() const { return patches.values.size() * sizeof(float) + patches.positions.size() * sizeof(int32_t); }
+};
+using PreparedPatchesPtr = std::shared_ptr<const PreparedPatches>;
+
 struct FrameState {
     std::mutex mutex;
-    std::vector<float> patches;
-    int grid_h = 0, grid_w = 0;
+    PreparedPatchesPtr last; // the last pruned frame (guarded by mutex); null: the next frame is a first frame
 };
 
 struct EmbeddingsData {
@@ -38,6 +52,25 @@ class FrameStateWrap : public Napi::ObjectWrap<FrameStateWrap> {
   private:
     Napi::Value Reset(const Napi::CallbackInfo & info);
     std::shared_ptr<FrameState> state_;
+};
+
+class PatchesWrap : public Napi::ObjectWrap<PatchesWrap> {
+  public:
+    static Napi::Function Init(Napi::Env env);
+    static Napi::Object New(Napi::Env env, PreparedPatchesPtr data);
+    static PatchesWrap * unwrap(Napi::Env env, const Napi::Value & v, const std::string & name);
+    explicit PatchesWrap(const Napi::CallbackInfo & info);
+    ~PatchesWrap() override;
+    const PreparedPatchesPtr & data() const { return data_; }
+
+  private:
+    Napi::Value GridHeight(const Napi::CallbackInfo & info);
+    Napi::Value GridWidth(const Napi::CallbackInfo & info);
+    Napi::Value Merge(const Napi::CallbackInfo & info);
+    Napi::Value Tokens(const Napi::CallbackInfo & info);
+    Napi::Value ToFloat32Array(const Napi::CallbackInfo & info);
+    PreparedPatchesPtr data_;
+    int64_t external_bytes_ = 0; // reported to V8, so that unreachable Patches are collected in time
 };
 
 class EmbeddingsWrap : public Napi::ObjectWrap<EmbeddingsWrap> {
@@ -64,6 +97,9 @@ class VisionWrap : public Napi::ObjectWrap<VisionWrap> {
     Napi::Value Hparams(const Napi::CallbackInfo & info);
     Napi::Value Info(const Napi::CallbackInfo & info);
     Napi::Value Encode(const Napi::CallbackInfo & info);
+    Napi::Value Preprocess(const Napi::CallbackInfo & info);
+    Napi::Value Prune(const Napi::CallbackInfo & info);
+    Napi::Value EncodePatches(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     std::shared_ptr<VisionState> state_;
 };
