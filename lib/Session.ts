@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { closeSync, existsSync, openSync, readSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { checkPrune, toContentParts, type ContentPart, type PromptInput, type PruneOption } from "./chat/content.js";
 import { VideoHandle } from "./chat/media.js";
 import { evaluatePlan, imageHash, ImageProducer, matchPlan, minimumPlanLength, VideoProducer, type FrameReport, type PlanSegment, type VideoProgress } from "./chat/plan.js";
@@ -13,6 +12,8 @@ import { Image } from "./decode/Image.js";
 import { Video } from "./decode/Video.js";
 import { imageContent, mergeSize, requestSizes, resolvePrune, videoContent, videoSampling } from "./family/videollama3.js";
 import { KvCache } from "./kv/cache.js";
+import { CONTEXT_OPTIONS, createContext } from "./kv/context.js";
+import { modelIdentity, readStateHeader, saveTarget, writeState } from "./kv/state-file.js";
 import { KvTimeline } from "./kv/timeline.js";
 import {
     ChatTemplateError,
@@ -20,14 +21,13 @@ import {
     DisposedError,
     InvalidOptionError,
     StateFileError,
-    VidllamaError,
 } from "./errors.js";
 import type { Model } from "./Model.js";
-import { fromNativeError, isNativeError } from "./native/errors.js";
+import { fromNativeError } from "./native/errors.js";
 import { native } from "./native/load.js";
-import type { NativeContext, NativeDecodeResult } from "./native/types.js";
+import type { NativeContext } from "./native/types.js";
 import { resolveSamplingOptions, type SamplingOptions } from "./sample/options.js";
-import { StopStringMatcher } from "./sample/stop.js";
+import { generate, type StopReason } from "./sample/generate.js";
 import {
     checkOptionsObject,
     optionalBoolean,
@@ -71,15 +71,9 @@ export interface SessionOptions {
     cacheType?: "f16" | "f32";
 }
 
-const SESSION_OPTIONS = ["systemPrompt", "contextSize", "batchSize", "threads", "flashAttention", "chatTemplate", "cacheType"] as const;
+const SESSION_OPTIONS = ["systemPrompt", ...CONTEXT_OPTIONS] as const;
 
-/** Why generation stopped. */
-export type StopReason =
-    | "eos" // the model ended its turn (an end-of-generation token)
-    | "maxTokens" // maxTokens were generated
-    | "stop" // a stop string was produced (it is not part of `text`)
-    | "abort" // the AbortSignal fired
-    | "contextFull"; // the context window is full
+export type { StopReason } from "./sample/generate.js";
 
 /** Options of {@link Session.prompt} and {@link Session.stream}. */
 export interface PromptOptions extends SamplingOptions {
@@ -221,37 +215,7 @@ export class Session {
     static async create(model: Model, options: SessionOptions): Promise<Session> {
         checkOptionsObject(options, SESSION_OPTIONS);
         const systemPrompt = optionalString("systemPrompt", options.systemPrompt);
-        const contextSize = optionalInteger("contextSize", options.contextSize, 16, 2 ** 31 - 1, model.defaults.contextSize);
-        const batchSize = optionalInteger("batchSize", options.batchSize, 1, contextSize, Math.min(512, contextSize));
-        const threads = optionalInteger("threads", options.threads, 1, 1024, model.defaults.threads);
-        const flash = options.flashAttention === undefined || options.flashAttention === "auto" ? -1
-            : optionalBoolean("flashAttention", options.flashAttention, false) ? 1 : 0;
-        const templateSource = optionalString("chatTemplate", options.chatTemplate);
-        const cacheType = optionalEnum("cacheType", options.cacheType, ["f16", "f32"] as const) ?? "f16";
-        const template = templateSource !== undefined ? new ChatTemplate(templateSource) : model.chatTemplate();
-        if (!template) {
-            throw new ChatTemplateError(
-                `${basename(model.path)} has no chat template (tokenizer.chat_template); pass one with the chatTemplate option`,
-            );
-        }
-        model.checkContextMemory(contextSize, batchSize);
-        let context: NativeContext;
-        try {
-            context = await model.nativeModel.createContext({
-                contextSize,
-                batchSize,
-                microBatchSize: batchSize,
-                threads: threads ?? 0,
-                batchThreads: threads ?? 0,
-                flashAttention: flash as -1 | 0 | 1,
-                f32Cache: cacheType === "f32",
-            });
-        } catch (err) {
-            if (isNativeError(err, "VL_CONTEXT_CREATE")) {
-                throw new VidllamaError("ERR_CONTEXT_CREATE", `Could not create a context of ${contextSize} tokens: ${err.message}`, { cause: err });
-            }
-            throw fromNativeError(err, { object: "Model" });
-        }
+        const { context, template } = await createContext(model, options);
         return new Session(model, context, template, systemPrompt);
     }
 
@@ -378,28 +342,21 @@ export class Session {
     async save(path: string, options: { overwrite?: boolean } = {}): Promise<{ bytes: number }> {
         this.#checkAlive();
         checkOptionsObject(options, ["overwrite"]);
-        const overwrite = optionalBoolean("overwrite", options.overwrite, false);
-        const target = resolve(path);
-        if (!overwrite && existsSync(target)) {
-            throw new InvalidOptionError("path", "a path that does not exist yet (or overwrite: true)", path);
-        }
+        const target = saveTarget(path, optionalBoolean("overwrite", options.overwrite, false));
         return this.#enqueue(async () => {
-            const header = Buffer.from(JSON.stringify({
+            const header = {
                 format: STATE_FORMAT,
                 version: STATE_VERSION,
-                model: this.#modelIdentity(),
+                model: modelIdentity(this.#model),
                 contextSize: this.#contextSize,
                 systemPrompt: this.#systemPrompt ?? null,
                 history: this.#history.map(serializeMessage),
                 timeline: this.#cache.timeline.toJSON(),
-            }));
-            const temp = join(dirname(target), `.${basename(target)}.${process.pid}.partial`);
+            };
+            this.#ctx();
             try {
-                const bytes = await this.#ctx().saveState(temp, header);
-                renameSync(temp, target);
-                return { bytes };
+                return await writeState(this.#cache, target, header);
             } catch (err) {
-                rmSync(temp, { force: true });
                 throw fromNativeError(err, { object: "Session" });
             }
         });
@@ -414,8 +371,8 @@ export class Session {
         this.#checkAlive();
         const target = resolve(path);
         return this.#enqueue(async () => {
-            const header = readStateHeader(target);
-            const identity = this.#modelIdentity();
+            const header = checkSessionHeader(target, readStateHeader(target, "session"));
+            const identity = modelIdentity(this.#model);
             if (JSON.stringify(header.model) !== JSON.stringify(identity)) {
                 throw new StateFileError(target, `it was saved from another model (${JSON.stringify(header.model)})`);
             }
@@ -484,11 +441,6 @@ export class Session {
         });
         this.#queue = run.catch(() => {});
         return run;
-    }
-
-    #modelIdentity() {
-        const i = this.#model.info;
-        return { file: basename(this.#model.path), parameters: i.parameters, sizeBytes: i.sizeBytes, vocabSize: i.vocabSize, layers: i.layers, embeddingSize: i.embeddingSize };
     }
 
     #resolvePromptOptions(options: PromptOptions): ResolvedPromptOptions {
@@ -675,7 +627,6 @@ export class Session {
                 imageTokenId: this.#model.vision?.info.imageTokenId ?? -1,
                 onPromptProgress: options.onPromptProgress,
             });
-            let result: NativeDecodeResult = evaluation.result;
             const reused = evaluation.reused;
             const promptMs = performance.now() - promptStarted;
             const promptTokens = evaluation.evaluatedTokens;
@@ -709,43 +660,17 @@ export class Session {
             }
             for (const producer of producers.values()) if (producer instanceof ImageProducer) encodeMs += producer.encodeMs;
 
-            const generated: number[] = [];
-            const decoder = new TextDecoder("utf-8");
-            const matcher = new StopStringMatcher(options.stop);
-            let stopReason: StopReason | undefined = evaluation.aborted ? "abort" : undefined;
             const generationStarted = performance.now();
             const model = this.#model.nativeModel;
-            while (!stopReason) {
-                const token = result.token;
-                if (model.isEog(token)) {
-                    stopReason = "eos";
-                    break;
-                }
-                generated.push(token);
-                const released = matcher.push(decoder.decode(model.tokenPiece(token, false), { stream: true }));
-                if (released.length > 0) onChunk?.(released);
-                callListener(options.onToken, { token, text: released });
-                if (matcher.stopped) {
-                    stopReason = "stop";
-                    break;
-                }
-                if (generated.length >= options.maxTokens) {
-                    stopReason = "maxTokens";
-                    break;
-                }
-                if (this.#cache.length + 1 > this.#contextSize) {
-                    stopReason = "contextFull";
-                    break;
-                }
-                const step = await this.#cache.appendText([token], { sampler, abort });
-                result = step.result;
-                if (step.aborted) stopReason = "abort";
-            }
-            if (stopReason !== "stop") {
-                const tail = matcher.flush(decoder.decode());
-                if (tail.length > 0) onChunk?.(tail);
-            }
-            const answer = matcher.text;
+            const generation = await generate(model, this.#cache, evaluation.result, sampler, abort, {
+                maxTokens: options.maxTokens,
+                stop: options.stop,
+                onToken: options.onToken,
+                onChunk,
+            });
+            const generated = generation.tokens;
+            const stopReason = generation.stopReason;
+            const answer = generation.text;
             const finished = performance.now();
 
             // The conversation moves on unless nothing was answered (aborted during the prompt) or it was reset meanwhile.
@@ -827,15 +752,6 @@ function deserializeMessage(m: ChatMessage): ChatMessage {
     };
 }
 
-function callListener<T>(listener: ((value: T) => void) | undefined, value: T): void {
-    if (!listener) return;
-    try {
-        listener(value);
-    } catch {
-        // A throwing listener must not corrupt the session's state; generation goes on.
-    }
-}
-
 function validateHistory(messages: readonly ChatMessage[]): ChatMessage[] {
     if (!Array.isArray(messages)) throw new InvalidOptionError("history", "an array of messages", messages);
     return messages.map((m, i) => {
@@ -874,37 +790,12 @@ interface StateHeader {
     cacheTokens?: Array<number | string>;
 }
 
-/** Reads only the JSON header of a state file (the KV state after it can be gigabytes). */
-function readStateHeader(path: string): StateHeader {
-    let fd: number;
-    try {
-        fd = openSync(path, "r");
-    } catch (err) {
-        throw new StateFileError(path, "cannot be read", { cause: err });
+/** The header of a session state file, checked. */
+function checkSessionHeader(path: string, header: Record<string, unknown>): StateHeader {
+    const h = header as unknown as StateHeader;
+    const cacheOk = h.version === 1 ? Array.isArray(h.cacheTokens) : h.version === STATE_VERSION && typeof h.timeline === "object";
+    if (h.format !== STATE_FORMAT || !cacheOk || !Array.isArray(h.history)) {
+        throw new StateFileError(path, `has an unsupported format (${String(h.format)} v${String(h.version)})`);
     }
-    let json: string;
-    try {
-        const prefix = Buffer.alloc(12);
-        if (readSync(fd, prefix, 0, 12, 0) < 12 || prefix.toString("latin1", 0, 8) !== "VLSTATE1") {
-            throw new StateFileError(path, "is not a vidllama session state file");
-        }
-        const length = prefix.readUInt32LE(8);
-        if (length > 256 * 1024 * 1024) throw new StateFileError(path, "has a corrupt header length");
-        const body = Buffer.alloc(length);
-        if (readSync(fd, body, 0, length, 12) < length) throw new StateFileError(path, "is truncated");
-        json = body.toString("utf8");
-    } finally {
-        closeSync(fd);
-    }
-    let header: StateHeader;
-    try {
-        header = JSON.parse(json) as StateHeader;
-    } catch (err) {
-        throw new StateFileError(path, "has a corrupt header", { cause: err });
-    }
-    const cacheOk = header.version === 1 ? Array.isArray(header.cacheTokens) : header.version === STATE_VERSION && typeof header.timeline === "object";
-    if (header.format !== STATE_FORMAT || !cacheOk || !Array.isArray(header.history)) {
-        throw new StateFileError(path, `has an unsupported format (${String(header.format)} v${String(header.version)})`);
-    }
-    return header;
+    return h;
 }
