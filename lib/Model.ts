@@ -13,6 +13,7 @@ import { native } from "./native/load.js";
 import { isNativeError } from "./native/errors.js";
 import type { NativeModel, NativeModelInfo } from "./native/types.js";
 import { Session, type SessionOptions } from "./Session.js";
+import { Stream, type StreamOptions } from "./Stream.js";
 import { toImage } from "./decode/Image.js";
 import type { ImageInput } from "./chat/content.js";
 import { VisionProjector, type EncodeOptions, type EncodeResult, type VisionInfo } from "./encode/vision.js";
@@ -237,6 +238,7 @@ export class Model {
     #native: NativeModel | undefined;
     #nativeInfo: NativeModelInfo;
     #sessions = new Set<Session>();
+    #streams = new Set<Stream>();
     #specialTokens: Map<string, number> | undefined;
     #chatTemplate: ChatTemplate | undefined | null = null;
     #disposed = false;
@@ -373,6 +375,25 @@ export class Model {
         return session;
     }
 
+    /**
+     * Creates a live stream: frames enter its KV cache as they arrive and questions can be asked at any time (needs
+     * the vision projector). See {@link Stream}.
+     *
+     * @example
+     * ```ts
+     * await using stream = await model.createStream({ window: { seconds: 120 } });
+     * void stream.ingest("rtsp://camera.local/stream", { fps: 1, reconnect: true });
+     * const { text } = await stream.ask("What is happening right now?");
+     * ```
+     */
+    async createStream(options: StreamOptions = {}): Promise<Stream> {
+        if (this.#disposed) throw new DisposedError("Model");
+        const stream = await Stream.create(this, options);
+        this.#streams.add(stream);
+        stream.onDispose(() => this.#streams.delete(stream));
+        return stream;
+    }
+
     /** @internal Estimated bytes of a context of `contextSize` tokens (f16 K and V) plus its compute buffers. */
     estimateContextBytes(contextSize: number, batchSize: number): number {
         const i = this.#nativeInfo;
@@ -398,6 +419,7 @@ export class Model {
         if (this.#disposed) return;
         this.#disposed = true;
         await Promise.all([...this.#sessions].map((s) => s.dispose()));
+        await Promise.all([...this.#streams].map((s) => s.close()));
         await this.#vision?.dispose();
         this.#vision = undefined;
         this.#native?.dispose();

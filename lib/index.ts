@@ -17,6 +17,25 @@ export {
     type SessionOptions,
     type StopReason,
 } from "./Session.js";
+export {
+    Stream,
+    StreamSourceError,
+    type AnswerStream,
+    type AskOptions,
+    type DropEvent,
+    type EvictEvent,
+    type FrameEvent,
+    type IngestOptions,
+    type IngestResult,
+    type StreamAnswer,
+    type StreamEvents,
+    type StreamFrame,
+    type StreamOptions,
+    type StreamQueueOptions,
+    type StreamSource,
+    type StreamStats,
+    type StreamWindow,
+} from "./Stream.js";
 export type { ContentPart, ImageInput, PromptInput, PromptPart, PruneOption } from "./chat/content.js";
 export type { FrameReport, VideoProgress } from "./chat/plan.js";
 export { Video, type InputFrame, type RgbFrame, type VideoPlan } from "./decode/Video.js";

@@ -270,6 +270,8 @@ export interface SpawnToolOptions {
     progressFd?: boolean;
     /** Bytes of stderr to keep (the tail). Default 8 KiB. */
     stderrLimit?: number;
+    /** Give the child a stdin pipe (live streams read from `pipe:0`); default: no stdin. */
+    stdin?: boolean;
 }
 
 /**
@@ -294,8 +296,9 @@ export class ToolProcess {
 
     constructor(file: string, args: readonly string[], options: SpawnToolOptions = {}) {
         this.stderr = new StderrTail(options.stderrLimit ?? 8192);
-        // stdin is never used: inputs are files or URLs (bytes and streams are written to a temporary file first).
-        const stdio: ("pipe" | "ignore")[] = ["ignore", "pipe", "pipe"];
+        // Videos never use stdin: inputs are files or URLs (bytes and streams are written to a temporary file first).
+        // Live streams may (a stdin source), where nothing can be spooled.
+        const stdio: ("pipe" | "ignore")[] = [options.stdin ? "pipe" : "ignore", "pipe", "pipe"];
         if (options.progressFd) stdio.push("pipe");
         this.child = spawn(file, args, { stdio, windowsHide: true, shell: false });
         this.stdout = this.child.stdout!;

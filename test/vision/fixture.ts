@@ -28,7 +28,7 @@ const VERSION = 3;
  * `maxTokens` visual tokens per request — small enough for the float64 reference to run on "huge" images — and
  * converts it to f32 GGUF files.
  */
-export async function tinyVl3(options: { name?: string; maxTokens?: number; minTokens?: number; type?: "f32" | "f16" | "q8_0" } = {}): Promise<TinyVl3> {
+export async function tinyVl3(options: { name?: string; maxTokens?: number; minTokens?: number; type?: "f32" | "f16" | "q8_0"; textLayers?: number } = {}): Promise<TinyVl3> {
     const name = options.name ?? "vl3-tiny";
     const maxTokens = options.maxTokens ?? 400;
     const minTokens = options.minTokens ?? 16;
@@ -36,13 +36,14 @@ export async function tinyVl3(options: { name?: string; maxTokens?: number; minT
     const hfDir = join(FIXTURES, `${name}-hf`);
     const outDir = join(FIXTURES, `${name}-gguf`);
     const stamp = join(outDir, "stamp.json");
-    const wanted = JSON.stringify({ VERSION, maxTokens, minTokens, type });
+    const textLayers = options.textLayers;
+    const wanted = JSON.stringify({ VERSION, maxTokens, minTokens, type, ...(textLayers !== undefined ? { textLayers } : {}) });
     const textModel = join(outDir, `${name}-${type}.gguf`);
     const mmproj = join(outDir, `mmproj-${name}-${type === "f16" ? "f16" : "f32"}.gguf`);
     if (!existsSync(stamp) || (await readFile(stamp, "utf8")) !== wanted || !existsSync(textModel) || !existsSync(mmproj)) {
         // weightScale 6: weights large enough that every layer visibly changes the output (a trained model's
         // σ 0.02 would make a 2-layer tiny model nearly the identity, hiding mistakes).
-        await writeHfCheckpoint({ dir: hfDir, weightScale: 6, seed: 7 });
+        await writeHfCheckpoint({ dir: hfDir, weightScale: 6, seed: 7, ...(textLayers !== undefined ? { text: { layers: textLayers } } : {}) });
         const prePath = join(hfDir, "preprocessor_config.json");
         const pre = JSON.parse(await readFile(prePath, "utf8")) as Record<string, unknown>;
         await writeFile(prePath, JSON.stringify({ ...pre, max_tokens: maxTokens, min_tokens: minTokens }, null, 2));
