@@ -150,9 +150,14 @@ export interface AskOptions extends SamplingOptions {
     onToken?: (chunk: { token: number; text: string }) => void;
     /** Return the logits of the first answer token (for scoring and tests). */
     logits?: boolean;
+    /**
+     * First ingest the frames already queued when the question is asked (default false: the question is answered
+     * from what the cache holds now, ahead of queued frames — the lowest latency).
+     */
+    waitForFrames?: boolean;
 }
 
-const ASK_OPTIONS = ["maxTokens", "stop", "signal", "keep", "onToken", "logits", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN", "frequencyPenalty", "presencePenalty", "seed"] as const;
+const ASK_OPTIONS = ["maxTokens", "stop", "signal", "keep", "onToken", "logits", "waitForFrames", "temperature", "topK", "topP", "minP", "repeatPenalty", "repeatLastN", "frequencyPenalty", "presencePenalty", "seed"] as const;
 
 /** An answer to a question about the stream. */
 export interface StreamAnswer {
@@ -167,6 +172,8 @@ export interface StreamAnswer {
     ttftMs: number;
     /** Milliseconds of evaluating the question's tokens. */
     promptMs: number;
+    /** Tokens of the question as the template lays it out (user turn and generation prompt). */
+    promptTokens: number;
     generationMs: number;
     /** The logits of the first answer token, with `logits: true`. */
     logits?: Float32Array;
@@ -188,6 +195,8 @@ export interface FrameEvent {
     encodeMs: number;
     /** The language model evaluating the frame's tokens. */
     appendMs: number;
+    /** Cache positions the frame occupies (its kept visual tokens and the stream message around them). */
+    positions: number;
     /** Frames still waiting. */
     queueDepth: number;
 }
@@ -209,8 +218,16 @@ export interface DropEvent {
     reason: "queue-full";
 }
 
+/** A URL source failed and is tried again (see {@link IngestOptions.reconnect}). */
+export interface ReconnectEvent {
+    source: string;
+    attempt: number;
+    error: Error;
+}
+
 export interface StreamEvents {
     frame: FrameEvent;
+    reconnect: ReconnectEvent;
     evict: EvictEvent;
     drop: DropEvent;
     answer: StreamAnswer & { question: string };
@@ -266,7 +283,22 @@ interface QueuedFrame {
     width: number;
     height: number;
     timestamp: number;
-    accepted: () => void;
+    /** Called once the frame has been ingested, dropped, or the stream closed. */
+    done: Array<() => void>;
+}
+
+/** What a stream was created with, resolved (see {@link Stream.settings}). */
+export interface StreamSettings {
+    systemPrompt: string | null;
+    timestamps: boolean;
+    budgetFrames: number;
+    prune: { threshold: number; minTokens: number } | null;
+    window: StreamWindow;
+    textWindow: number;
+    /** Positions kept free for a question and its answer. */
+    reserve: number;
+    contextSize: number;
+    queue: { size: number; policy: "drop-oldest" | "drop-newest" | "wait" };
 }
 
 interface QueuedQuestion {
@@ -313,6 +345,8 @@ export class Stream implements AsyncDisposable {
     #idle: Array<() => void> = [];
     #ingesting = new Set<AbortController>();
     #activeAbort: (() => void) | undefined;
+    /** Aborted by close(): stops the frame being encoded or appended. */
+    readonly #closing = new AbortController();
     #closed = false;
     #stats = {
         framesSeen: 0,
@@ -427,9 +461,24 @@ export class Stream implements AsyncDisposable {
         return this.#closed;
     }
 
+    /** The settings in force (options resolved against the model's defaults). */
+    get settings(): StreamSettings {
+        const { frames, seconds, tokens, textTokens, ceiling } = this.#policy;
+        return {
+            ...this.#settings(),
+            window: { ...(frames !== undefined ? { frames } : {}), ...(seconds !== undefined ? { seconds } : {}), ...(tokens !== undefined ? { tokens } : {}) },
+            textWindow: textTokens,
+            reserve: this.#cache.contextSize - ceiling,
+            contextSize: this.#cache.contextSize,
+            queue: { size: this.#queueSize, policy: this.#queuePolicy },
+        };
+    }
+
     /** Subscribes to an event; returns a function that unsubscribes. Listener exceptions are ignored. */
     on<E extends keyof StreamEvents>(event: E, listener: (value: StreamEvents[E]) => void): () => void {
-        if (!["frame", "evict", "drop", "answer", "error"].includes(event)) throw new InvalidOptionError("event", '"frame", "evict", "drop", "answer" or "error"', event);
+        if (!["frame", "evict", "drop", "answer", "error", "reconnect"].includes(event)) {
+            throw new InvalidOptionError("event", '"frame", "evict", "drop", "answer", "error" or "reconnect"', event);
+        }
         if (typeof listener !== "function") throw new InvalidOptionError("listener", "a function", listener);
         let set = this.#listeners.get(event);
         if (!set) this.#listeners.set(event, (set = new Set()));
@@ -472,12 +521,22 @@ export class Stream implements AsyncDisposable {
             policy = "wait";
         } else {
             const spec = liveSpec(source, optionalBoolean("follow", options.follow, false));
+            // A finished file can wait for the encoder; live sources go through the queue policy.
+            if (spec.kind === "file" && !spec.follow) policy = "wait";
             const fps = checkFps(options.fps, this.#vision.info.videoFps);
             const idleTimeoutMs = optionalInteger("idleTimeout", options.idleTimeout, 100, 3_600_000, 10_000)!;
             const inputOptions = options.inputOptions ?? [];
             if (!Array.isArray(inputOptions) || inputOptions.some((a) => typeof a !== "string")) throw new InvalidOptionError("inputOptions", "an array of strings", inputOptions);
             const ffmpeg = await findFfmpeg(optionalString("ffmpegPath", options.ffmpegPath), signal);
-            iterator = liveFrames(spec, { fps, ffmpeg, inputOptions, idleTimeoutMs, reconnect: checkReconnect(options.reconnect), signal: combined });
+            iterator = liveFrames(spec, {
+                fps,
+                ffmpeg,
+                inputOptions,
+                idleTimeoutMs,
+                reconnect: checkReconnect(options.reconnect),
+                signal: combined,
+                onReconnect: (attempt, error) => this.#emit("reconnect", { source: spec.description, attempt, error }),
+            });
         }
         this.#ingesting.add(controller);
         try {
@@ -593,12 +652,13 @@ export class Stream implements AsyncDisposable {
 
     /**
      * Saves the stream (its cache, what it holds, its counters) so that {@link load} continues it without evaluating
-     * anything again. Waits for queued frames first.
+     * anything again. The frames queued when it is called are ingested first.
      */
     async save(path: string, options: { overwrite?: boolean } = {}): Promise<{ bytes: number }> {
         this.#checkAlive();
         checkOptionsObject(options, ["overwrite"]);
         const target = saveTarget(path, optionalBoolean("overwrite", options.overwrite, false));
+        await this.#queuedFrames();
         return this.#exclusive(async () => {
             const header = {
                 format: STATE_FORMAT,
@@ -660,9 +720,10 @@ export class Stream implements AsyncDisposable {
     async close(): Promise<void> {
         if (this.#closed) return;
         this.#closed = true;
+        this.#closing.abort(new DisposedError("Stream"));
         for (const c of this.#ingesting) c.abort(new DisposedError("Stream"));
         this.#activeAbort?.();
-        for (const f of this.#frames) f.accepted();
+        for (const f of this.#frames) for (const d of f.done) d();
         this.#frames = [];
         for (const w of this.#waitingForRoom) w();
         this.#waitingForRoom = [];
@@ -724,7 +785,7 @@ export class Stream implements AsyncDisposable {
                 const oldest = this.#frames.shift();
                 if (oldest) {
                     this.#drop(oldest.timestamp);
-                    oldest.accepted();
+                    for (const d of oldest.done) d();
                 }
             } else {
                 return new Promise<void>((r) => this.#waitingForRoom.push(r)).then(() => {
@@ -735,7 +796,7 @@ export class Stream implements AsyncDisposable {
             }
         }
         return new Promise((resolve) => {
-            this.#frames.push({ rgb, width, height, timestamp, accepted: () => {} });
+            this.#frames.push({ rgb, width, height, timestamp, done: [] });
             resolve({ accepted: true });
             this.#pump();
         });
@@ -765,7 +826,9 @@ export class Stream implements AsyncDisposable {
                     try {
                         await this.#ingestFrame(frame);
                     } catch (err) {
-                        this.#emit("error", err instanceof Error ? err : new VidllamaError("ERR_STREAM", String(err)));
+                        if (!this.#closed) this.#emit("error", err instanceof Error ? err : new VidllamaError("ERR_STREAM", String(err)));
+                    } finally {
+                        for (const d of frame.done) d();
                     }
                 }
             } finally {
@@ -778,6 +841,19 @@ export class Stream implements AsyncDisposable {
                 }
             }
         })();
+    }
+
+    /** Resolves when the frames queued now have been ingested (or dropped). */
+    #queuedFrames(): Promise<void> {
+        const last = this.#frames.at(-1);
+        if (!last) return this.#pumping ? new Promise<void>((r) => this.#exclusiveNoop(r)) : Promise.resolve();
+        return new Promise<void>((r) => last.done.push(r));
+    }
+
+    /** Resolves after the step in progress. */
+    #exclusiveNoop(resolve: () => void): void {
+        this.#questions.push({ run: async () => resolve() });
+        this.#pump();
     }
 
     /** Runs `task` as the next step of the pump (after the frame in progress). */
@@ -815,12 +891,14 @@ export class Stream implements AsyncDisposable {
         const started = performance.now();
         const encoded = await this.#vision.encode(
             [{ rgb: frame.rgb, width: frame.width, height: frame.height, targetWidth: target.width, targetHeight: target.height, merge, ...(this.#prune ? { prune: this.#prune } : {}) }],
-            { frameState: this.#frameState },
+            { frameState: this.#frameState, signal: this.#closing.signal },
         );
         const encodeMs = performance.now() - started;
         const kept = encoded.counts[0]!;
         const group = this.#nextGroup++;
         const abort = new (native().AbortFlag)();
+        const onClose = () => abort.abort();
+        this.#closing.signal.addEventListener("abort", onClose, { once: true });
         const start = this.#cache.length;
         let appendMs = 0;
         try {
@@ -830,8 +908,15 @@ export class Stream implements AsyncDisposable {
         } catch (err) {
             this.#cache.truncate(start);
             throw err;
+        } finally {
+            this.#closing.signal.removeEventListener("abort", onClose);
         }
-        this.#entries.push({ group, kind: "frame", tokens: this.#cache.length - start, timestamp: frame.timestamp, keptTokens: kept, frameTokens });
+        if (abort.aborted) {
+            this.#cache.truncate(start);
+            return;
+        }
+        const positions = this.#cache.length - start;
+        this.#entries.push({ group, kind: "frame", tokens: positions, timestamp: frame.timestamp, keptTokens: kept, frameTokens });
         this.#previous = { role: "stream", content: [] };
         const s = this.#stats;
         s.framesIngested++;
@@ -840,7 +925,7 @@ export class Stream implements AsyncDisposable {
         s.recent.push(encodeMs + appendMs);
         if (s.recent.length > 32) s.recent.shift();
         this.#evict(0);
-        this.#emit("frame", { timestamp: frame.timestamp, tokens: frameTokens, keptTokens: kept, encodeMs, appendMs, queueDepth: this.#frames.length });
+        this.#emit("frame", { timestamp: frame.timestamp, tokens: frameTokens, keptTokens: kept, encodeMs, appendMs, positions, queueDepth: this.#frames.length });
     }
 
     /** Evicts what the policy says must go, leaving room for `incoming` more positions. */
@@ -894,9 +979,11 @@ export class Stream implements AsyncDisposable {
         const keep = optionalBoolean("keep", options.keep, true);
         const wantLogits = optionalBoolean("logits", options.logits, false);
         const onToken = optionalFunction<(chunk: { token: number; text: string }) => void>("onToken", options.onToken);
+        const waitForFrames = optionalBoolean("waitForFrames", options.waitForFrames, false);
         const sampling = resolveSamplingOptions(options);
         const called = performance.now();
-        return this.#exclusive(async () => {
+        const queued = waitForFrames ? this.#queuedFrames() : Promise.resolve();
+        return queued.then(() => this.#exclusive(async () => {
             const addon = native();
             const abort = new addon.AbortFlag();
             const onAbort = () => abort.abort();
@@ -944,6 +1031,7 @@ export class Stream implements AsyncDisposable {
                     frames: frames.length,
                     ttftMs,
                     promptMs: prompt.ms,
+                    promptTokens: tokens.length,
                     generationMs: generation.ms,
                     ...(logits ? { logits } : {}),
                 };
@@ -953,7 +1041,7 @@ export class Stream implements AsyncDisposable {
                 signal?.removeEventListener("abort", onAbort);
                 this.#activeAbort = undefined;
             }
-        });
+        }));
     }
 }
 

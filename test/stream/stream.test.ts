@@ -72,13 +72,18 @@ describe("Stream", () => {
         for (const timestamps of [false, true]) {
             await using stream = await model.createStream({ systemPrompt: "Watch closely.", timestamps, queue: { policy: "wait" } });
             const kept: number[] = [];
-            stream.on("frame", (e: FrameEvent) => kept.push(e.keptTokens));
+            const positions: number[] = [];
+            stream.on("frame", (e: FrameEvent) => {
+                kept.push(e.keptTokens);
+                positions.push(e.positions);
+            });
             for (const f of moving.slice(0, 3)) await stream.pushFrame(f);
             await stream.idle();
             const answer = await stream.ask("What moves?", greedy);
             await stream.pushFrame(moving[3]!);
             await stream.idle();
             expect(kept).toHaveLength(4);
+            expect(positions.reduce((a, b) => a + b, 0) + answer.promptTokens).toBeLessThan(stream.cachedTokens().length);
             expect(kept[0]).toBeGreaterThan(kept[1]!); // the first frame whole, the next ones pruned
 
             // The whole conversation rendered at once by the template, tokenized with special tokens, each <image>
@@ -213,6 +218,14 @@ describe("Stream", () => {
         // The questions and answers stayed in the stream (keep defaults to true).
         const text = model.detokenize(stream.cachedTokens().filter((t) => t !== IMAGE_TOKEN), { special: true });
         for (let k = 0; k < 3; k++) expect(text).toContain(`<|im_start|>user\nQuestion ${k}?<|im_end|>\n<|im_start|>assistant\n`);
+        // waitForFrames: the question sees every frame queued before it.
+        const slow = await model.createStream({ queue: { policy: "wait", size: 16 } });
+        for (const f of moving) void slow.pushFrame(f);
+        const caughtUp = await slow.ask("Now?", { ...greedy, waitForFrames: true });
+        expect(caughtUp.frames).toBe(moving.length);
+        expect(caughtUp.promptTokens).toBeGreaterThan(3);
+        expect(slow.settings).toMatchObject({ queue: { size: 16, policy: "wait" }, timestamps: false, budgetFrames: 180, textWindow: 1024 });
+        await slow.close();
         // askStream yields the same text as ask.
         let streamed = "";
         const s2 = stream.askStream("Again?", { ...greedy, keep: false });
@@ -290,9 +303,12 @@ describe("Stream", () => {
         execFileSync("sh", ["-c", `head -c 3000 ${clip} > ${broken}; head -c 20000 /dev/urandom >> ${broken}`]);
         const r = await stream.ingest(broken, { fps: 1 });
         expect(["end", "error"]).toContain(r.reason);
-        // Reconnect with back-off gives up after its attempts.
+        // Reconnect with back-off gives up after its attempts, each reported.
+        const reconnects: number[] = [];
+        stream.on("reconnect", (e) => reconnects.push(e.attempt));
         const retried = await stream.ingest("rtsp://127.0.0.1:9/none", { reconnect: { attempts: 2, delayMs: 20 }, idleTimeout: 1000 });
         expect(retried.reason).toBe("error");
+        expect(reconnects).toEqual([1, 2]);
         expect(errors.length).toBeGreaterThanOrEqual(2);
         expect(stream.stats().framesIngested).toBeGreaterThanOrEqual(2);
         expect((await stream.ask("What was there?", greedy)).tokens.length).toBeGreaterThan(0);
@@ -319,7 +335,7 @@ describe("Stream", () => {
         expect(ffmpegChildren()).toEqual([]);
         expect(stream.closed).toBe(true);
         await expect(stream.ask("Q?")).rejects.toMatchObject({ code: "ERR_DISPOSED" });
-        expect(() => stream.pushFrame(moving[0]!)).rejects.toMatchObject({ code: "ERR_DISPOSED" });
+        await expect(stream.pushFrame(moving[0]!)).rejects.toMatchObject({ code: "ERR_DISPOSED" });
     }, 60_000);
 
     it("saves and loads a stream, continuing without evaluating it again", async () => {
