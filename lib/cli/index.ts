@@ -13,6 +13,7 @@ import { convertCommand } from "./commands/convert.js";
 import { embedCommand } from "./commands/embed.js";
 import { infoCommand } from "./commands/info.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { streamCommand } from "./commands/stream.js";
 
 const program = new Command("vidllama")
     .description("Ask questions about images, video files and live video on your own machine")
@@ -22,6 +23,7 @@ const program = new Command("vidllama")
 program.addCommand(askCommand());
 program.addCommand(chatCommand());
 program.addCommand(convertCommand());
+program.addCommand(streamCommand());
 program.addCommand(embedCommand());
 program.addCommand(inspectCommand());
 program.addCommand(infoCommand());

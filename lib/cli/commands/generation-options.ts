@@ -43,7 +43,7 @@ export function addModelFlags(command: Command): Command {
         .option("-q, --quiet", "no progress output on stderr");
 }
 
-export function addSamplingFlags(command: Command): Command {
+export function addSamplingFlags(command: Command, defaults: { maxTokens?: number } = {}): Command {
     return command
         .option("--temperature <t>", "sampling temperature; 0 = greedy (default 0.8)", parseNumber("--temperature", 0, 100))
         .option("--top-k <k>", "top-k sampling (default 40; 0 = off)", parseInteger("--top-k", 0))
@@ -51,7 +51,7 @@ export function addSamplingFlags(command: Command): Command {
         .option("--min-p <p>", "min-p sampling (default 0.05; 0 = off)", parseNumber("--min-p", 0, 1))
         .option("--repeat-penalty <x>", "repetition penalty (default 1 = off)", parseNumber("--repeat-penalty", 0.01, 100))
         .option("--seed <n>", "random seed for sampling", parseInteger("--seed", 0, 0xffffffff))
-        .option("-n, --max-tokens <n>", "maximum tokens to generate (default 1024)", parseInteger("--max-tokens", 0))
+        .option("-n, --max-tokens <n>", `maximum tokens to generate (default ${defaults.maxTokens ?? 1024})`, parseInteger("--max-tokens", 0))
         .addOption(new Option("--stop <text...>", "stop strings"));
 }
 
