@@ -12,7 +12,7 @@ import { Image } from "./decode/Image.js";
 import { Video } from "./decode/Video.js";
 import { imageContent, mergeSize, requestSizes, resolvePrune, videoContent, videoSampling } from "./family/videollama3.js";
 import { KvCache } from "./kv/cache.js";
-import { CONTEXT_OPTIONS, createContext } from "./kv/context.js";
+import { CONTEXT_OPTIONS, createContext, type ContextOptions } from "./kv/context.js";
 import { modelIdentity, readStateHeader, saveTarget, writeState } from "./kv/state-file.js";
 import { KvTimeline } from "./kv/timeline.js";
 import {
@@ -27,6 +27,7 @@ import { fromNativeError } from "./native/errors.js";
 import { native } from "./native/load.js";
 import type { NativeContext } from "./native/types.js";
 import { resolveSamplingOptions, type SamplingOptions } from "./sample/options.js";
+import { chunkStream } from "./sample/chunks.js";
 import { generate, type StopReason } from "./sample/generate.js";
 import {
     checkOptionsObject,
@@ -51,24 +52,9 @@ export interface ChatMessage {
 }
 
 /** Options of {@link Model.createSession}. */
-export interface SessionOptions {
+export interface SessionOptions extends ContextOptions {
     /** System message placed before the conversation. Without it no system message is sent (the template may still add its own default). */
     systemPrompt?: string;
-    /** Context window in tokens. Defaults to the model's default (see {@link LoadModelOptions.contextSize}). */
-    contextSize?: number;
-    /** Tokens evaluated per llama_decode call while processing a prompt (1..contextSize). Defaults to 512. */
-    batchSize?: number;
-    /** CPU threads. Defaults to the model's setting, else the number of cores. */
-    threads?: number;
-    /** Flash attention: `"auto"` (default) lets llama.cpp decide per backend. */
-    flashAttention?: "auto" | boolean;
-    /** A Jinja chat template to use instead of the model's own. */
-    chatTemplate?: string;
-    /**
-     * Element type of the KV cache: `"f16"` (default, half the memory) or `"f32"` (exact: for comparisons against
-     * a fresh evaluation, e.g. after evicting and re-packing a stream).
-     */
-    cacheType?: "f16" | "f32";
 }
 
 const SESSION_OPTIONS = ["systemPrompt", ...CONTEXT_OPTIONS] as const;
@@ -296,41 +282,7 @@ export class Session {
         this.#checkAlive();
         const parts = toContentParts(input);
         const resolved = this.#resolvePromptOptions(options);
-        const chunks: string[] = [];
-        let wake: (() => void) | undefined;
-        let finished = false;
-        const internalAbort = new AbortController();
-        const signal = resolved.signal ? AbortSignal.any([resolved.signal, internalAbort.signal]) : internalAbort.signal;
-        const result = this.#enqueue(() =>
-            this.#run(parts, { ...resolved, signal }, (chunk) => {
-                chunks.push(chunk);
-                wake?.();
-            }),
-        ).finally(() => {
-            finished = true;
-            wake?.();
-        });
-        // Errors surface through the iterator; avoid an unhandled rejection when only the iterator is used.
-        result.catch(() => {});
-        return {
-            result,
-            async *[Symbol.asyncIterator]() {
-                try {
-                    for (;;) {
-                        if (chunks.length > 0) {
-                            yield chunks.shift()!;
-                            continue;
-                        }
-                        if (finished) break;
-                        await new Promise<void>((r) => (wake = r));
-                        wake = undefined;
-                    }
-                    await result; // rethrow a failure
-                } finally {
-                    if (!finished) internalAbort.abort(new DOMException("The stream consumer stopped reading", "AbortError"));
-                }
-            },
-        };
+        return chunkStream(resolved.signal, (onChunk, signal) => this.#enqueue(() => this.#run(parts, { ...resolved, signal }, onChunk)));
     }
 
     /**

@@ -18,6 +18,7 @@ import { KvTimeline } from "./kv/timeline.js";
 import type { Model } from "./Model.js";
 import { native } from "./native/load.js";
 import type { NativeFrameState } from "./native/types.js";
+import { chunkStream } from "./sample/chunks.js";
 import { generate, type StopReason } from "./sample/generate.js";
 import { resolveSamplingOptions, type SamplingOptions } from "./sample/options.js";
 import { planEviction, type StreamEntry, type WindowPolicy } from "./stream/eviction.js";
@@ -577,38 +578,7 @@ export class Stream implements AsyncDisposable {
     /** Like {@link ask}, yielding the answer as text chunks; breaking out of the loop stops generation. */
     askStream(question: string, options: AskOptions = {}): AnswerStream {
         this.#checkAlive();
-        const chunks: string[] = [];
-        let wake: (() => void) | undefined;
-        let finished = false;
-        const internal = new AbortController();
-        const signal = options.signal ? AbortSignal.any([options.signal, internal.signal]) : internal.signal;
-        const result = this.#ask(question, { ...options, signal }, (chunk) => {
-            chunks.push(chunk);
-            wake?.();
-        }).finally(() => {
-            finished = true;
-            wake?.();
-        });
-        result.catch(() => {});
-        return {
-            result,
-            async *[Symbol.asyncIterator]() {
-                try {
-                    for (;;) {
-                        if (chunks.length > 0) {
-                            yield chunks.shift()!;
-                            continue;
-                        }
-                        if (finished) break;
-                        await new Promise<void>((r) => (wake = r));
-                        wake = undefined;
-                    }
-                    await result;
-                } finally {
-                    if (!finished) internal.abort(new DOMException("The answer's consumer stopped reading", "AbortError"));
-                }
-            },
-        };
+        return chunkStream(options.signal, (onChunk, signal) => this.#ask(question, { ...options, signal }, onChunk));
     }
 
     /**

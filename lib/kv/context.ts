@@ -13,13 +13,22 @@ import { fromNativeError, isNativeError } from "../native/errors.js";
 import type { NativeContext } from "../native/types.js";
 import { optionalBoolean, optionalEnum, optionalInteger, optionalString } from "../validate.js";
 
-/** Options every KV-cache owner takes (documented on SessionOptions / StreamOptions). */
+/** Options every owner of a KV cache takes (Session, Stream). */
 export interface ContextOptions {
+    /** Context window in tokens. Defaults to the model's default (see {@link LoadModelOptions.contextSize}). */
     contextSize?: number;
+    /** Tokens evaluated per llama_decode call while processing a prompt (1..contextSize). Defaults to 512. */
     batchSize?: number;
+    /** CPU threads. Defaults to the model's setting, else the number of cores. */
     threads?: number;
+    /** Flash attention: `"auto"` (default) lets llama.cpp decide per backend. */
     flashAttention?: "auto" | boolean;
+    /** A Jinja chat template to use instead of the model's own. */
     chatTemplate?: string;
+    /**
+     * Element type of the KV cache: `"f16"` (default, half the memory) or `"f32"` (exact: for comparisons against
+     * a fresh evaluation, e.g. after evicting and re-packing a stream).
+     */
     cacheType?: "f16" | "f32";
 }
 

@@ -3,7 +3,7 @@
 // any time, queue policies, live ffmpeg sources (a growing file, a Readable, a dying source), abort/close hygiene,
 // save/load.
 import { execFileSync, spawn } from "node:child_process";
-import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,7 @@ import { InvalidOptionError, loadModel, StreamSourceError, Video, type FrameEven
 import { VIDEOLLAMA3_CHAT_TEMPLATE } from "../fixtures/hf-checkpoint.js";
 import { tinyVl3 } from "../vision/fixture.js";
 import { testVideo } from "../video/fixtures.js";
+import { ffmpegChildren } from "../decode/helpers.js";
 
 const IMAGE_TOKEN = 151665;
 const greedy = { temperature: 0, maxTokens: 4 } as const;
@@ -33,21 +34,6 @@ afterAll(async () => {
     await model?.dispose();
     rmSync(dir, { recursive: true, force: true });
 });
-
-/** ffmpeg/ffprobe processes that are children of this process. */
-function ffmpegChildren(): string[] {
-    const out: string[] = [];
-    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-        try {
-            const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-            if (ppid === process.pid && /\((ffmpeg|ffprobe)\)/.test(stat)) out.push(stat.slice(0, 60));
-        } catch {
-            // gone meanwhile
-        }
-    }
-    return out;
-}
 
 /** A noise frame (every token changes: DiffFP keeps it whole). */
 function noiseFrame(width: number, height: number, seed: number, timestamp: number) {
