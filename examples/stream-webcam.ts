@@ -132,4 +132,6 @@ for await (const line of rl) {
 // End of stdin: a camera stops now; a file or URL is watched to its end.
 if (live && !quitting) quit();
 await ingestion;
+// Frames still queued when the source ended are ingested before the stream closes.
+if (!quitting) await stream.idle();
 process.off("SIGINT", onInterrupt);

@@ -337,6 +337,11 @@ export class Stream implements AsyncDisposable {
     #nextGroup = 1;
     /** The last message appended (the template context of the next one). */
     #previous: TemplateMessage | undefined;
+    /**
+     * Text that closes the last frame's message, appended together with whatever comes next (the next frame's
+     * opening text, or a question) so that a frame costs one text evaluation instead of two.
+     */
+    #pending: { tokens: number[]; group: number } | undefined;
     #frameSize: FrameSize | undefined;
     #lastTimestamp = -Infinity;
     #frames: QueuedFrame[] = [];
@@ -592,6 +597,8 @@ export class Stream implements AsyncDisposable {
             if (s.kind === "text") out.push(...s.tokens);
             else for (let i = 0; i < s.count; i++) out.push(image);
         }
+        // The closing text of the last frame, evaluated with what comes next.
+        if (this.#pending) out.push(...this.#pending.tokens);
         return out;
     }
 
@@ -630,6 +637,7 @@ export class Stream implements AsyncDisposable {
         const target = saveTarget(path, optionalBoolean("overwrite", options.overwrite, false));
         await this.#queuedFrames();
         return this.#exclusive(async () => {
+            await this.#flushPending();
             const header = {
                 format: STATE_FORMAT,
                 version: STATE_VERSION,
@@ -673,9 +681,14 @@ export class Stream implements AsyncDisposable {
             try {
                 await this.#cache.load(target, timeline);
             } catch (err) {
+                // The cache is empty now: start over from the sink.
+                this.#entries = [];
+                this.#previous = undefined;
+                this.#pending = undefined;
                 await this.#appendSink().catch(() => {});
                 throw new StateFileError(target, (err as Error).message, { cause: err });
             }
+            this.#pending = undefined;
             this.#entries = (h.entries as EntryInfo[]) ?? [];
             this.#previous = (h.previous as TemplateMessage | null) ?? undefined;
             this.#frameSize = (h.frameSize as FrameSize | null) ?? undefined;
@@ -743,11 +756,24 @@ export class Stream implements AsyncDisposable {
         await this.#cache.appendText(this.#layout.sink, { abort, group: 0 });
     }
 
+    /** The pending closing text followed by `tokens` of `group`, as runs for one evaluation. */
+    #withPending(tokens: readonly number[], group: number): Array<{ tokens: readonly number[]; group: number }> {
+        const runs = this.#pending ? [this.#pending, { tokens, group }] : [{ tokens, group }];
+        this.#pending = undefined;
+        return runs;
+    }
+
+    async #flushPending(): Promise<void> {
+        if (!this.#pending) return;
+        await this.#cache.appendTextRuns(this.#withPending([], 0).slice(0, 1), { abort: new (native().AbortFlag)() });
+    }
+
     #enqueueFrame(rgb: Uint8Array, width: number, height: number, timestamp: number, policy: "drop-oldest" | "drop-newest" | "wait"): Promise<{ accepted: boolean }> {
         this.#stats.framesSeen++;
         const busy = this.#pumping !== undefined;
         if (busy && this.#frames.length >= this.#queueSize) {
-            if (policy === "drop-newest") {
+            // (With no queue at all, "drop-oldest" has nothing older to drop: the arriving frame goes.)
+            if (policy === "drop-newest" || (policy === "drop-oldest" && this.#frames.length === 0)) {
                 this.#drop(timestamp);
                 return Promise.resolve({ accepted: false });
             }
@@ -871,21 +897,26 @@ export class Stream implements AsyncDisposable {
         this.#closing.signal.addEventListener("abort", onClose, { once: true });
         const start = this.#cache.length;
         let appendMs = 0;
+        const pending = this.#pending;
         try {
-            appendMs += (await this.#cache.appendText(layout.before, { abort, group })).ms;
+            appendMs += (await this.#cache.appendTextRuns(this.#withPending(layout.before, group), { abort })).ms;
             appendMs += (await this.#cache.appendVisual(encoded.embeddings, { first: 0, count: kept }, { key: `frame:${group}`, keyFirst: 0 }, { abort, group })).ms;
-            appendMs += (await this.#cache.appendText(layout.after, { abort, group })).ms;
+            // The closing text waits for the next message (see #pending).
+            this.#pending = { tokens: layout.after.slice(), group };
         } catch (err) {
             this.#cache.truncate(start);
+            this.#pending = pending;
             throw err;
         } finally {
             this.#closing.signal.removeEventListener("abort", onClose);
         }
         if (abort.aborted) {
             this.#cache.truncate(start);
+            this.#pending = pending;
             return;
         }
-        const positions = this.#cache.length - start;
+        // Positions of this frame: its opening text, visual tokens and (pending) closing text.
+        const positions = this.#cache.length - start - (pending?.tokens.length ?? 0) + layout.after.length;
         this.#entries.push({ group, kind: "frame", tokens: positions, timestamp: frame.timestamp, keptTokens: kept, frameTokens });
         this.#previous = { role: "stream", content: [] };
         const s = this.#stats;
@@ -898,9 +929,9 @@ export class Stream implements AsyncDisposable {
         this.#emit("frame", { timestamp: frame.timestamp, tokens: frameTokens, keptTokens: kept, encodeMs, appendMs, positions, queueDepth: this.#frames.length });
     }
 
-    /** Evicts what the policy says must go, leaving room for `incoming` more positions. */
-    #evict(incoming: number): void {
-        const policy = { ...this.#policy, ceiling: this.#policy.ceiling - incoming };
+    /** Evicts what the policy says must go, leaving room for `incoming` more positions (or under `ceiling`). */
+    #evict(incoming: number, ceiling = this.#policy.ceiling - incoming): void {
+        const policy = { ...this.#policy, ceiling };
         const victims = planEviction(this.#layout.sink.length, this.#entries, policy);
         if (victims.length === 0) return;
         const ranges = this.#cache.timeline.groups();
@@ -929,6 +960,7 @@ export class Stream implements AsyncDisposable {
             } else turns++;
         }
         this.#entries = this.#entries.filter((e) => !gone.has(e.group));
+        if (this.#pending && gone.has(this.#pending.group)) this.#pending = undefined;
         const s = this.#stats;
         s.framesEvicted += frames;
         s.turnsEvicted += turns;
@@ -964,20 +996,22 @@ export class Stream implements AsyncDisposable {
             const timestamp = frames.at(-1)?.timestamp ?? NaN;
             try {
                 const tokens = this.#layout.question(question, this.#previous);
-                // Room for the question and its answer: the oldest frames leave first.
-                this.#evict(tokens.length + Math.min(maxTokens, this.#cache.contextSize));
+                // Room for the question and its answer (the reserve is for that): the oldest frames leave first.
+                this.#evict(0, this.#cache.contextSize - 1 - tokens.length - Math.min(maxTokens, this.#cache.contextSize));
                 if (this.#cache.length + tokens.length + 1 > this.#cache.contextSize) {
                     throw new InvalidOptionError("question", `a question that fits the context (${this.#cache.contextSize - this.#cache.length - 1} positions left)`, `${tokens.length} tokens`);
                 }
                 const group = this.#nextGroup++;
-                const start = this.#cache.length;
+                const pending = this.#pending;
+                // Where the question starts (after the last frame's closing text, evaluated with it).
+                const start = this.#cache.length + (pending?.tokens.length ?? 0);
                 const sampler = new addon.Sampler(this.#model.nativeModel, sampling.native);
                 const lastN = sampling.penaltyLastN;
                 if (lastN !== 0) {
-                    const text = [...this.#cache.timeline.textTokens(), ...tokens];
+                    const text = [...this.#cache.timeline.textTokens(), ...(pending?.tokens ?? []), ...tokens];
                     sampler.accept(Int32Array.from(lastN < 0 ? text : text.slice(-lastN)));
                 }
-                const prompt = await this.#cache.appendText(tokens, { abort, group, sampler });
+                const prompt = await this.#cache.appendTextRuns(this.#withPending(tokens, group), { abort, sampler });
                 const ttftMs = performance.now() - called;
                 const logits = wantLogits && !prompt.aborted ? this.#cache.logits() : undefined;
                 const generation = await generate(this.#model.nativeModel, this.#cache, prompt.result, sampler, abort, { maxTokens, stop, onToken, onChunk, group });

@@ -91,6 +91,24 @@ export class KvCache {
      * the next token. Stops after the batch during which `abort` fired.
      */
     async appendText(tokens: readonly number[], o: AppendOptions & { sampler?: NativeSampler; logits?: boolean }): Promise<AppendResult> {
+        return this.appendTextRuns([{ tokens, group: o.group }], o);
+    }
+
+    /**
+     * Appends runs of text tokens that belong to different groups (e.g. the end of one stream message and the start
+     * of the next) in the same batches, so that they cost one evaluation instead of one per run.
+     */
+    async appendTextRuns(runs: ReadonlyArray<{ tokens: readonly number[]; group: number | undefined }>, o: Omit<AppendOptions, "group"> & { sampler?: NativeSampler; logits?: boolean }): Promise<AppendResult> {
+        const tokens = runs.flatMap((r) => r.tokens);
+        // Group of each token, to record what each batch evaluated.
+        const groupAt = (i: number): number | undefined => {
+            let n = 0;
+            for (const r of runs) {
+                n += r.tokens.length;
+                if (i < n) return r.group;
+            }
+            return undefined;
+        };
         let result: NativeDecodeResult = { evaluated: 0, aborted: false, ms: 0, token: -1, nPast: this.length };
         let evaluated = 0;
         let ms = 0;
@@ -100,7 +118,15 @@ export class KvCache {
             this.#ensureRoom(batch.length);
             const options = isLast && o.sampler ? { sampler: o.sampler, position: this.length } : { position: this.length, ...(isLast && o.logits ? { logits: true } : {}) };
             result = await this.#native(() => this.#context.evaluate(Int32Array.from(batch), options, o.abort));
-            this.#timeline.appendText(batch.slice(0, result.evaluated), o.group);
+            // Record the evaluated tokens run by run (consecutive tokens of one group as one append).
+            let k = 0;
+            while (k < result.evaluated) {
+                const g = groupAt(i + k);
+                let e = k + 1;
+                while (e < result.evaluated && groupAt(i + e) === g) e++;
+                this.#timeline.appendText(batch.slice(k, e), g);
+                k = e;
+            }
             evaluated += result.evaluated;
             ms += result.ms;
             callSafely(o.onBatch, result.evaluated);
