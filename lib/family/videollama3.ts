@@ -9,8 +9,11 @@
  */
 import type { PruneOption } from "../chat/content.js";
 import type { TemplateContentItem, TemplateMessage } from "../chat/template.js";
-import type { VisionInfo } from "../encode/vision.js";
+import type { NativeVisionHparams } from "../native/types.js";
 import { targetSizes, type ResizeBudget, type TargetSize, type VisualItem } from "../preprocess/resize-rule.js";
+
+/** The projector settings these rules read (a VisionInfo is one). */
+type VisionInfo = Readonly<NativeVisionHparams>;
 
 /** Differential Frame Pruning as resolved for one video: off (undefined) or its threshold and minimum tokens. */
 export type PruneSettings = { threshold: number; minTokens: number } | undefined;
