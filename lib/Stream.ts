@@ -545,11 +545,16 @@ export class Stream implements AsyncDisposable {
             });
         }
         this.#ingesting.add(controller);
+        // A source whose clock starts before the stream's last frame (a second file, a restarted camera) continues
+        // the stream's timeline one sampling interval after it.
+        const step = 1 / (source instanceof Video ? this.#vision.info.videoFps : checkFps(options.fps, this.#vision.info.videoFps));
+        let offset: number | undefined;
         try {
             for await (const f of iterator) {
                 if (this.#closed) break;
                 frames++;
-                const timestamp = Math.max(f.timestamp, this.#lastTimestamp === -Infinity ? f.timestamp : this.#lastTimestamp);
+                offset ??= Number.isFinite(this.#lastTimestamp) && f.timestamp <= this.#lastTimestamp ? this.#lastTimestamp - f.timestamp + step : 0;
+                const timestamp = Math.max(f.timestamp + offset, Number.isFinite(this.#lastTimestamp) ? this.#lastTimestamp : -Infinity);
                 this.#lastTimestamp = timestamp;
                 await this.#enqueueFrame(f.data, f.width, f.height, timestamp, policy);
             }
