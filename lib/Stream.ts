@@ -74,7 +74,12 @@ export interface StreamOptions extends ContextOptions {
     budgetFrames?: number;
     /** Differential Frame Pruning against the previous ingested frame (default: the projector's settings). */
     prune?: PruneOption;
-    /** The frame window. Default: as many frames as fit (see {@link StreamOptions.reserve}). */
+    /**
+     * The frame window. Default `{ tokens: 4096 }` (at most the context minus the reserve): the time to the first
+     * token of a question grows with what the cache holds (attention over every cached position), and 4,096 positions
+     * keep it within ~1.5× of an empty stream's on a 2-core CPU with the 2B model (bench/README.md). A larger window
+     * remembers more at that cost; `{ frames }` and `{ seconds }` bound it by count or stream time instead.
+     */
     window?: StreamWindow;
     /** Cache positions kept for questions and answers, which outlive frames. Default 1024. */
     textWindow?: number;
@@ -306,6 +311,9 @@ interface QueuedQuestion {
     run: () => Promise<void>;
 }
 
+/** Default frame window, in cache positions (see {@link StreamOptions.window}). */
+const DEFAULT_WINDOW_TOKENS = 4096;
+
 const STATE_FORMAT = "vidllama-stream-state";
 const STATE_VERSION = 1;
 
@@ -442,7 +450,11 @@ export class Stream implements AsyncDisposable {
                 timestamps,
                 budgetFrames,
                 prune,
-                policy: { ...window, textTokens: textWindow, ceiling: cache.contextSize - reserve },
+                policy: {
+                    ...(window.frames === undefined && window.seconds === undefined && window.tokens === undefined ? { tokens: Math.min(DEFAULT_WINDOW_TOKENS, cache.contextSize - reserve) } : window),
+                    textTokens: textWindow,
+                    ceiling: cache.contextSize - reserve,
+                },
                 queueSize,
                 queuePolicy,
             });
