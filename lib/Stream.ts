@@ -75,10 +75,11 @@ export interface StreamOptions extends ContextOptions {
     /** Differential Frame Pruning against the previous ingested frame (default: the projector's settings). */
     prune?: PruneOption;
     /**
-     * The frame window. Default `{ tokens: 4096 }` (at most the context minus the reserve): the time to the first
-     * token of a question grows with what the cache holds (attention over every cached position), and 4,096 positions
-     * keep it within ~1.5× of an empty stream's on a 2-core CPU with the 2B model (bench/README.md). A larger window
-     * remembers more at that cost; `{ frames }` and `{ seconds }` bound it by count or stream time instead.
+     * The frame window. Default `{ tokens: 3072 }` (at most the context minus the reserve): the time to the first
+     * token of a question grows with what the cache holds (attention over every cached position); measured on a
+     * 2-core CPU with the 2B shapes, 3,013 positions gave 1.40× an empty stream's and 6,013 gave 2.56×
+     * (bench/README.md). A larger window remembers more at that cost; `{ frames }` and `{ seconds }` bound it by
+     * count or stream time instead.
      */
     window?: StreamWindow;
     /** Cache positions kept for questions and answers, which outlive frames. Default 1024. */
@@ -312,7 +313,7 @@ interface QueuedQuestion {
 }
 
 /** Default frame window, in cache positions (see {@link StreamOptions.window}). */
-const DEFAULT_WINDOW_TOKENS = 4096;
+const DEFAULT_WINDOW_TOKENS = 3072;
 
 const STATE_FORMAT = "vidllama-stream-state";
 const STATE_VERSION = 1;

@@ -211,8 +211,8 @@ describe("Stream", () => {
         expect(caughtUp.frames).toBe(moving.length);
         expect(caughtUp.promptTokens).toBeGreaterThan(3);
         expect(slow.settings).toMatchObject({ queue: { size: 16, policy: "wait" }, timestamps: false, budgetFrames: 180, textWindow: 1024 });
-        // The default frame window bounds the cache (and so a question's latency) at 4,096 positions or what fits.
-        expect(slow.settings.window).toEqual({ tokens: Math.min(4096, slow.settings.contextSize - slow.settings.reserve) });
+        // The default frame window bounds the cache (and so a question's latency) at 3,072 positions or what fits.
+        expect(slow.settings.window).toEqual({ tokens: Math.min(3072, slow.settings.contextSize - slow.settings.reserve) });
         await slow.close();
         // askStream yields the same text as ask.
         let streamed = "";
