@@ -7,6 +7,7 @@
 import type { Readable } from "node:stream";
 import { checkPrune, type PruneOption } from "./chat/content.js";
 import type { TemplateMessage } from "./chat/template.js";
+import { copyToRgb } from "./decode/Image.js";
 import { Video } from "./decode/Video.js";
 import type { VisionProjector } from "./encode/vision.js";
 import { DisposedError, InvalidOptionError, StateFileError, VidllamaError } from "./errors.js";
@@ -857,17 +858,11 @@ export class Stream implements AsyncDisposable {
         })();
     }
 
-    /** Resolves when the frames queued now have been ingested (or dropped). */
+    /** Resolves when the frames queued now have been ingested (or dropped); with none queued, after the step in progress. */
     #queuedFrames(): Promise<void> {
         const last = this.#frames.at(-1);
-        if (!last) return this.#pumping ? new Promise<void>((r) => this.#exclusiveNoop(r)) : Promise.resolve();
-        return new Promise<void>((r) => last.done.push(r));
-    }
-
-    /** Resolves after the step in progress. */
-    #exclusiveNoop(resolve: () => void): void {
-        this.#questions.push({ run: async () => resolve() });
-        this.#pump();
+        if (last) return new Promise<void>((r) => last.done.push(r));
+        return this.#pumping ? this.#exclusive(async () => {}) : Promise.resolve();
     }
 
     /** Runs `task` as the next step of the pump (after the frame in progress). */
@@ -1133,15 +1128,6 @@ function checkStreamFrame(frame: StreamFrame, last: number): { rgb: Uint8Array; 
     const channels = format === "rgb" ? 3 : format === "rgba" ? 4 : format === undefined ? (data.length === pixels * 4 ? 4 : 3) : -1;
     if (channels < 0) throw new InvalidOptionError("frame.format", '"rgb" or "rgba"', format);
     if (data.length !== pixels * channels) throw new InvalidOptionError("frame.data", `${pixels * channels} bytes (${width} x ${height} x ${channels})`, data, `it has ${data.length} bytes`);
-    let rgb: Uint8Array;
-    if (channels === 3) rgb = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-    else {
-        rgb = new Uint8Array(pixels * 3);
-        for (let i = 0, j = 0; i < pixels; i++, j += 4) {
-            rgb[i * 3] = data[j]!;
-            rgb[i * 3 + 1] = data[j + 1]!;
-            rgb[i * 3 + 2] = data[j + 2]!;
-        }
-    }
+    const rgb = copyToRgb(data, pixels, channels as 3 | 4);
     return { rgb, width, height, timestamp };
 }

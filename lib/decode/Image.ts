@@ -141,19 +141,7 @@ export class Image {
                 `it has ${data.length} bytes`,
             );
         }
-        let rgb: Uint8Array;
-        if (channels === 3) {
-            rgb = new Uint8Array(expected);
-            rgb.set(data);
-        } else {
-            const n = width * height;
-            rgb = new Uint8Array(n * 3);
-            for (let i = 0, j = 0; i < n; i++, j += 4) {
-                rgb[i * 3] = data[j]!;
-                rgb[i * 3 + 1] = data[j + 1]!;
-                rgb[i * 3 + 2] = data[j + 2]!;
-            }
-        }
+        const rgb = copyToRgb(data, width * height, channels);
         return new Image({ kind: "pixels", decoded: { width, height, data: rgb } }, `<pixels ${width}x${height} ${format}>`, 0);
     }
 
@@ -201,6 +189,25 @@ export class Image {
  *
  * @param options applied when a new Image is created (ignored for an existing Image)
  */
+/**
+ * A packed RGB8 copy of `pixels` pixels of 3- or 4-channel data (alpha dropped): the caller's buffer is never kept,
+ * so it may reuse it at once.
+ * @internal
+ */
+export function copyToRgb(data: Uint8Array | Uint8ClampedArray, pixels: number, channels: 3 | 4): Uint8Array {
+    const rgb = new Uint8Array(pixels * 3);
+    if (channels === 3) {
+        rgb.set(data.subarray(0, pixels * 3));
+        return rgb;
+    }
+    for (let i = 0, j = 0; i < pixels; i++, j += 4) {
+        rgb[i * 3] = data[j]!;
+        rgb[i * 3 + 1] = data[j + 1]!;
+        rgb[i * 3 + 2] = data[j + 2]!;
+    }
+    return rgb;
+}
+
 export function toImage(value: Image | string | URL | Uint8Array | RawPixels, options?: ImageOptions): Image {
     if (value instanceof Image) return value;
     if (typeof value === "string" || value instanceof URL) return Image.fromFile(value, options);
