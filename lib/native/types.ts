@@ -84,6 +84,8 @@ export interface NativeSamplerParams {
     presencePenalty?: number;
     penaltyLastN?: number;
     seed?: number;
+    /** Token ids that are never sampled (logit -inf). */
+    banned?: readonly number[];
 }
 
 export interface NativeSampler {
@@ -204,7 +206,9 @@ export interface NativeAddon extends NativeVisionAddon {
     decodeImage(input: string | Uint8Array, options?: { maxPixels?: number }): Promise<NativeRgbImage>;
     /**
      * Pillow-exact bicubic resize (`Image.resize((newWidth, newHeight), BICUBIC)`) of packed RGB8; a new array.
-     * `portable: true` forces the plain C++ kernels (tests compare them with the SIMD ones).
+     * `portable: true` forces the plain C++ kernels (tests compare them with the SIMD ones). With `window`, only that
+     * window of the resized picture is computed and returned (equal to cutting it from the whole, zeros outside the
+     * picture), and `newWidth`/`newHeight` may then be up to 2^30.
      */
     resizeRgb(
         data: Uint8Array,
@@ -212,7 +216,7 @@ export interface NativeAddon extends NativeVisionAddon {
         height: number,
         newWidth: number,
         newHeight: number,
-        options?: { portable?: boolean },
+        options?: { portable?: boolean; window?: NativeCropRect },
     ): Promise<Uint8Array>;
     /** Normalises and cuts an RGB8 image (sides multiples of patchSize * mergeSize) into patch rows. */
     patchify(data: Uint8Array, width: number, height: number, params: NativePatchifyParams): Promise<NativePatches>;
@@ -222,8 +226,22 @@ export interface NativeAddon extends NativeVisionAddon {
 
 // ---- vision (native/bindings/vision-wrap.cpp) ----------------------------------------------------------------------
 
-/** Hyper-parameters and preprocessing settings read from the mmproj GGUF. */
+/** The model family of a vision projector (its `clip.projector_type`). */
+export type NativeVisionFamily = "videollama3" | "video_llava";
+
+/** Which tower encodes an item: Video-LLaVA has one per kind; VideoLLaMA3 has one for both and ignores it. */
+export type NativeVisionTower = "image" | "video";
+
+/**
+ * Hyper-parameters and preprocessing settings read from the mmproj GGUF.
+ *
+ * Video-LLaVA (CLIP) files: `imageMergeSize` = `videoMergeSize` = 1; `imageMinTokens` = `imageMaxTokens` = the
+ * patch tokens of the one fixed grid, (imageSize / patchSize)² (256), the class token not counted; `videoFps` 0
+ * (frames are sampled by count) and `videoMaxFrames` = `videoFrames`; `ropeTheta` 0 (no RoPE).
+ */
 export interface NativeVisionHparams {
+    /** `clip.projector_type`. */
+    family: NativeVisionFamily;
     hidden: number;
     ffn: number;
     layers: number;
@@ -246,6 +264,22 @@ export interface NativeVisionHparams {
     diffThreshold: number;
     minTokensPerFrame: number;
     imageTokenId: number;
+    /** The encoder MLP's activation: `gelu_pytorch_tanh` or `gelu` (VideoLLaMA3), `quick_gelu` or `gelu` (`clip.use_gelu`). */
+    visionAct: "gelu_pytorch_tanh" | "gelu" | "quick_gelu";
+    /** The square crop the CLIP towers see (`clip.vision.image_size`, 224); 0 for VideoLLaMA3 (any size). */
+    imageSize: number;
+    /** Shortest edge after the resize, before the centre crop (224); 0 for VideoLLaMA3. */
+    shortestEdge: number;
+    /** Frames per video (`video_llava.video.num_frames`, 8); 0 for VideoLLaMA3. */
+    videoFrames: number;
+    /** The image tower's output keeps the class token (Video-LLaVA: false, 256 tokens); false for VideoLLaMA3. */
+    imageKeepCls: boolean;
+    /** The video tower's output keeps the class token (Video-LLaVA: true, 257 tokens a frame); false for VideoLLaMA3. */
+    videoKeepCls: boolean;
+    /** `<video>` placeholder (Video-LLaVA); -1 for VideoLLaMA3. */
+    videoTokenId: number;
+    /** The file holds Video-LLaVA's video tower (`v.video.`); false for VideoLLaMA3 (one tower for both kinds). */
+    hasVideoTower: boolean;
 }
 
 /** Encoder output held in native memory (n tokens × width floats). */
@@ -255,26 +289,47 @@ export interface NativeEmbeddings {
     toFloat32Array(firstToken?: number, count?: number): Float32Array;
 }
 
+/**
+ * A window of the resized picture, in its pixels. Parts outside the picture read as 0 (transformers' `center_crop`
+ * pads a too-small picture with zeros), so `left`/`top` may be negative.
+ */
+export interface NativeCropRect {
+    left: number;
+    top: number;
+    width: number;
+    height: number;
+}
+
 export interface NativeVisionItem {
     /** Decoded RGB8 pixels. */
     rgb: Uint8Array;
     width: number;
     height: number;
-    /** Size after the resize rule (multiples of patchSize × merge). */
+    /**
+     * Size after the resize rule (multiples of patchSize × merge, unless a crop follows; up to 2^20, or 2^30 with a
+     * crop, of which only the crop is computed).
+     */
     targetWidth: number;
     targetHeight: number;
     merge: number;
+    /**
+     * Cut out after the resize (Video-LLaVA's centre crop); its size, not the target's, must then be a multiple of
+     * patchSize × merge (for Video-LLaVA: imageSize × imageSize).
+     */
+    crop?: NativeCropRect;
+    /** The tower that encodes it (default "image"); a "video" item needs `hasVideoTower` on Video-LLaVA files. */
+    tower?: NativeVisionTower;
     /** Video frames: Differential Frame Pruning against the previous frame. */
     prune?: { threshold: number; minTokens: number };
 }
 
 export interface NativeEncodeResult {
     embeddings: NativeEmbeddings;
-    /** Output tokens per item (after pruning). */
+    /** Output tokens per item (after pruning; with the class token where the item's tower keeps it). */
     counts: Int32Array;
-    /** Merged tokens per item before pruning. */
+    /** Output tokens per item before pruning: merged tokens, plus the class token where the tower keeps it. */
     merged: Int32Array;
-    /** Kept token indices per item, or null when every token was kept. */
+    /** Kept (merged patch) token indices per item, or null when every token was kept. */
     kept: Array<Int32Array | null>;
 }
 
@@ -294,13 +349,15 @@ export interface NativePatchesHandle {
     readonly gridWidth: number;
     /** Patches per merge-block side. */
     readonly merge: number;
-    /** Merged tokens = (gridHeight / merge) × (gridWidth / merge). */
+    /** Merged tokens = (gridHeight / merge) × (gridWidth / merge) (patch tokens: a class token is not counted). */
     readonly tokens: number;
+    /** The tower named when preprocessing: what `encodePatches` uses unless its item names another. */
+    readonly tower: NativeVisionTower;
     /** A copy of the rows: gridHeight × gridWidth rows of 3·patchSize² values in merge-block order (for tests). */
     toFloat32Array(): Float32Array;
 }
 
-/** One image or frame for `Vision.preprocess`: {@link NativeVisionItem} without the pruning settings. */
+/** One image or frame for `Vision.preprocess`: {@link NativeVisionItem} without the pruning settings (its tower is recorded in the Patches). */
 export type NativePreprocessItem = Omit<NativeVisionItem, "prune">;
 
 /** DiffFP settings; what is left out takes the projector's own (diffThreshold, minTokensPerFrame). */
@@ -320,8 +377,13 @@ export interface NativePruneResult {
 
 export interface NativeEncodePatchesItem {
     patches: NativePatchesHandle;
-    /** Merged tokens to project (ascending, as `prune` returns them); null or absent: all. */
+    /**
+     * Merged tokens to project (ascending, as `prune` returns them); null or absent: all. For Video-LLaVA these are
+     * patch tokens: the class token, where the tower keeps it, is always kept and comes first.
+     */
     keep?: Int32Array | null;
+    /** The tower that encodes it; absent: the one the patches were preprocessed for. */
+    tower?: NativeVisionTower;
 }
 
 export interface NativeVision {

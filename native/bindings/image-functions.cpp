@@ -27,11 +27,11 @@ Napi::Uint8Array arg_uint8(const Napi::CallbackInfo & info, size_t i, const char
     return info[i].As<Napi::Uint8Array>();
 }
 
-int arg_dimension(const Napi::CallbackInfo & info, size_t i, const char * name) {
+int arg_dimension(const Napi::CallbackInfo & info, size_t i, const char * name, int max = 1 << 20) {
     if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
     const double d = info[i].As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(d) || d != std::floor(d) || d < 1 || d > 1 << 20) {
-        throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer between 1 and 1048576");
+    if (!std::isfinite(d) || d != std::floor(d) || d < 1 || d > max) {
+        throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer between 1 and " + std::to_string(max));
     }
     return static_cast<int>(d);
 }
@@ -97,28 +97,49 @@ Napi::Value DecodeImage(const Napi::CallbackInfo & info) {
         {data.As<Napi::Object>()});
 }
 
-// resizeRgb(data, width, height, newWidth, newHeight, options?: { portable?: boolean }) -> Promise<Uint8Array>
+// resizeRgb(data, width, height, newWidth, newHeight, options?: { portable?: boolean, window?: { left, top, width,
+// height } }) -> Promise<Uint8Array>: the whole resized picture, or only the window of it (resize_rgb_bicubic_window).
 Napi::Value ResizeRgb(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     Napi::Uint8Array data = arg_uint8(info, 0, "data");
     const int width = arg_dimension(info, 1, "width");
     const int height = arg_dimension(info, 2, "height");
-    const int new_width = arg_dimension(info, 3, "newWidth");
-    const int new_height = arg_dimension(info, 4, "newHeight");
+    // With a window only the window is computed, so the virtual resized size may be far larger (see resize.h).
+    const int new_width = arg_dimension(info, 3, "newWidth", 1 << 30);
+    const int new_height = arg_dimension(info, 4, "newHeight", 1 << 30);
     check_rgb_length(env, data, width, height);
     ResizeKernel kernel = ResizeKernel::Auto;
+    bool has_window = false;
+    ResizeWindow window;
     if (info.Length() > 5 && !info[5].IsUndefined()) {
-        if (opt_bool(arg_object(info, 5, "options"), "portable", false)) kernel = ResizeKernel::Portable;
+        Napi::Object o = arg_object(info, 5, "options");
+        if (opt_bool(o, "portable", false)) kernel = ResizeKernel::Portable;
+        Napi::Value w = o.Get("window");
+        if (!w.IsUndefined()) {
+            if (!w.IsObject()) throw Napi::TypeError::New(env, "options.window must be an object { left, top, width, height }");
+            Napi::Object wo = w.As<Napi::Object>();
+            has_window = true;
+            window.left = static_cast<int>(opt_int(wo, "left", 0, -(1 << 30), 1 << 30));
+            window.top = static_cast<int>(opt_int(wo, "top", 0, -(1 << 30), 1 << 30));
+            window.width = static_cast<int>(opt_int(wo, "width", 0, 1, 1 << 16));
+            window.height = static_cast<int>(opt_int(wo, "height", 0, 1, 1 << 16));
+        }
+    }
+    if (!has_window && (new_width > 1 << 20 || new_height > 1 << 20)) {
+        throw Napi::RangeError::New(env, "newWidth and newHeight must be integers between 1 and 1048576 (larger only with a window)");
     }
     // The output is allocated here and filled in place by the worker.
-    const size_t out_size = size_t(new_width) * size_t(new_height) * 3;
+    const size_t out_size = has_window ? size_t(window.width) * size_t(window.height) * 3 : size_t(new_width) * size_t(new_height) * 3;
     Napi::Uint8Array out = Napi::Uint8Array::New(env, out_size);
     const uint8_t * src = data.Data();
     uint8_t * dst = out.Data();
     auto out_ref = std::make_shared<Napi::Reference<Napi::Uint8Array>>(Napi::Persistent(out));
     return PromiseWorker::run(
         env, "vidllama.resizeRgb",
-        [src, width, height, dst, new_width, new_height, kernel] { resize_rgb_bicubic(src, width, height, dst, new_width, new_height, kernel); },
+        [src, width, height, dst, new_width, new_height, kernel, has_window, window] {
+            if (has_window) resize_rgb_bicubic_window(src, width, height, new_width, new_height, window, dst, kernel);
+            else resize_rgb_bicubic(src, width, height, dst, new_width, new_height, kernel);
+        },
         [out_ref](Napi::Env) -> Napi::Value { return out_ref->Value(); }, {data.As<Napi::Object>(), out.As<Napi::Object>()});
 }
 

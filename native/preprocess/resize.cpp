@@ -237,7 +237,12 @@ void check_size(const char * what, int w, int h) {
 } // namespace
 
 ResampleWeights bicubic_weights(int in_size, int out_size) {
+    return bicubic_weights(in_size, out_size, 0, out_size);
+}
+
+ResampleWeights bicubic_weights(int in_size, int out_size, int from, int to) {
     if (in_size <= 0 || out_size <= 0) throw Error(ErrorCode::InvalidArgument, "resample sizes must be positive");
+    if (from < 0 || to > out_size || from >= to) throw Error(ErrorCode::InvalidArgument, "resample range must lie within the output");
     const double support_base = 2.0; // bicubic
     // Pillow: in0 = 0, in1 = in_size (floats), scale = (double)(in1 - in0) / outSize
     const double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
@@ -246,12 +251,14 @@ ResampleWeights bicubic_weights(int in_size, int out_size) {
     const double support = support_base * filterscale;
     ResampleWeights w;
     w.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-    w.first.resize(size_t(out_size));
-    w.count.resize(size_t(out_size));
-    w.weights.assign(size_t(out_size) * size_t(w.ksize), 0);
+    const int n_out = to - from;
+    w.first.resize(size_t(n_out));
+    w.count.resize(size_t(n_out));
+    w.weights.assign(size_t(n_out) * size_t(w.ksize), 0);
     std::vector<double> k(size_t(w.ksize));
     const double ss = 1.0 / filterscale;
-    for (int xx = 0; xx < out_size; xx++) {
+    // Each output sample's weights depend on its own index only, so a range is exactly that part of the full set.
+    for (int xx = from; xx < to; xx++) {
         const double center = 0.0 + (xx + 0.5) * scale;
         double ww = 0.0;
         int xmin = static_cast<int>(center - support + 0.5);
@@ -264,15 +271,15 @@ ResampleWeights bicubic_weights(int in_size, int out_size) {
             k[size_t(x)] = v;
             ww += v;
         }
-        int32_t * out = &w.weights[size_t(xx) * size_t(w.ksize)];
+        int32_t * out = &w.weights[size_t(xx - from) * size_t(w.ksize)];
         for (int x = 0; x < xmax; x++) {
             double v = k[size_t(x)];
             if (ww != 0.0) v /= ww;
             out[x] = v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
                            : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
         }
-        w.first[size_t(xx)] = xmin;
-        w.count[size_t(xx)] = xmax;
+        w.first[size_t(xx - from)] = xmin;
+        w.count[size_t(xx - from)] = xmax;
     }
     return w;
 }
@@ -336,6 +343,70 @@ std::vector<uint8_t> resize_rgb_bicubic(const uint8_t * src, int src_w, int src_
     check_size("target", dst_w, dst_h);
     std::vector<uint8_t> out(size_t(dst_w) * size_t(dst_h) * 3);
     resize_rgb_bicubic(src, src_w, src_h, out.data(), dst_w, dst_h, kernel);
+    return out;
+}
+
+namespace {
+
+// Samples [from, to) of a line that is not resampled: one tap of weight 1, so a pass over it copies exactly
+// ((p << 22) + 2^21) >> 22 = p).
+ResampleWeights identity_weights(int from, int to) {
+    ResampleWeights w;
+    w.ksize = 1;
+    for (int x = from; x < to; x++) {
+        w.first.push_back(x);
+        w.count.push_back(1);
+        w.weights.push_back(int32_t(1) << kPrecisionBits);
+    }
+    return w;
+}
+
+} // namespace
+
+void resize_rgb_bicubic_window(const uint8_t * src, int src_w, int src_h, int dst_w, int dst_h, const ResizeWindow & window,
+                               uint8_t * out, ResizeKernel kernel) {
+    check_size("source", src_w, src_h);
+    if (dst_w <= 0 || dst_h <= 0) {
+        throw Error(ErrorCode::InvalidArgument, "target size must be positive, got " + std::to_string(dst_w) + "x" + std::to_string(dst_h));
+    }
+    check_size("window", window.width, window.height);
+    std::memset(out, 0, size_t(window.width) * size_t(window.height) * 3);
+    // The part of the window inside the resized picture (int64: a window may reach far outside).
+    const int x0 = int(std::max<int64_t>(0, window.left)), x1 = int(std::min<int64_t>(dst_w, int64_t(window.left) + window.width));
+    const int y0 = int(std::max<int64_t>(0, window.top)), y1 = int(std::min<int64_t>(dst_h, int64_t(window.top) + window.height));
+    if (x0 >= x1 || y0 >= y1) return;
+    const int iw = x1 - x0, ih = y1 - y0;
+    const bool simd = kernel == ResizeKernel::Auto && resize_uses_avx2();
+    const ResampleWeights horiz = dst_w != src_w ? bicubic_weights(src_w, dst_w, x0, x1) : identity_weights(x0, x1);
+    ResampleWeights vert = dst_h != src_h ? bicubic_weights(src_h, dst_h, y0, y1) : identity_weights(y0, y1);
+    // Source rows the vertical pass reads (first[] and first[] + count[] never decrease along the line).
+    const int ybox_first = vert.first[0];
+    const int rows = vert.first[size_t(ih) - 1] + vert.count[size_t(ih) - 1] - ybox_first;
+    for (int i = 0; i < ih; i++) vert.first[size_t(i)] -= ybox_first;
+    std::vector<uint8_t> temp(size_t(iw) * size_t(rows) * 3);
+    std::vector<uint8_t> inner(size_t(iw) * size_t(ih) * 3);
+#ifdef VL_RESIZE_AVX2
+    if (simd) {
+        horizontal_avx2(src, src_w, src_h, ybox_first, rows, temp.data(), iw, horiz);
+        vertical_avx2(temp.data(), iw, inner.data(), ih, vert);
+    } else
+#endif
+    {
+        (void) simd;
+        horizontal_portable(src, src_w, ybox_first, rows, temp.data(), iw, horiz);
+        vertical_portable(temp.data(), iw, inner.data(), ih, vert);
+    }
+    for (int y = 0; y < ih; y++) {
+        std::memcpy(out + (size_t(y0 - window.top + y) * size_t(window.width) + size_t(x0 - window.left)) * 3, inner.data() + size_t(y) * size_t(iw) * 3,
+                    size_t(iw) * 3);
+    }
+}
+
+std::vector<uint8_t> resize_rgb_bicubic_window(const uint8_t * src, int src_w, int src_h, int dst_w, int dst_h, const ResizeWindow & window,
+                                               ResizeKernel kernel) {
+    check_size("window", window.width, window.height);
+    std::vector<uint8_t> out(size_t(window.width) * size_t(window.height) * 3);
+    resize_rgb_bicubic_window(src, src_w, src_h, dst_w, dst_h, window, out.data(), kernel);
     return out;
 }
 

@@ -24,6 +24,8 @@ struct ResampleWeights {
 };
 
 ResampleWeights bicubic_weights(int in_size, int out_size);
+// The weights of output samples [from, to) only (index 0 of the result is sample `from`).
+ResampleWeights bicubic_weights(int in_size, int out_size, int from, int to);
 
 enum class ResizeKernel {
     Auto,    // fastest available
@@ -37,6 +39,26 @@ void resize_rgb_bicubic(const uint8_t * src, int src_w, int src_h, uint8_t * dst
 
 std::vector<uint8_t> resize_rgb_bicubic(const uint8_t * src, int src_w, int src_h, int dst_w, int dst_h,
                                         ResizeKernel kernel = ResizeKernel::Auto);
+
+// A window of the resized picture, in its pixels; it may reach outside the picture (those parts are 0).
+struct ResizeWindow {
+    int left = 0;
+    int top = 0;
+    int width = 0;
+    int height = 0;
+};
+
+// The window of `resize_rgb_bicubic(src → dst_w × dst_h)` (out: window.width × window.height, packed RGB), computed
+// without the rest of the resized picture: every output pixel depends on its own coordinates' weights only, so this
+// equals resizing the whole picture and cutting the window out, bit for bit, at the cost of the window alone. This is
+// what keeps a shortest-edge resize followed by a centre crop (CLIP) cheap for any aspect ratio: a 50,000 × 2 picture
+// "resized" to 5,600,000 × 224 costs a 224 × 224 window. Parts of the window outside the picture are 0, as
+// transformers' `center_crop` pads. Throws vl::Error on invalid sizes.
+void resize_rgb_bicubic_window(const uint8_t * src, int src_w, int src_h, int dst_w, int dst_h, const ResizeWindow & window,
+                               uint8_t * out, ResizeKernel kernel = ResizeKernel::Auto);
+
+std::vector<uint8_t> resize_rgb_bicubic_window(const uint8_t * src, int src_w, int src_h, int dst_w, int dst_h,
+                                               const ResizeWindow & window, ResizeKernel kernel = ResizeKernel::Auto);
 
 // Whether ResizeKernel::Auto uses the AVX2 code on this machine.
 bool resize_uses_avx2();

@@ -58,6 +58,53 @@ describe("resizeRgb vs the TypeScript reference of Pillow's algorithm", () => {
         expect(float.meanDiff).toBeLessThan(0.05);
     });
 
+    // A window of the resized picture (the shortest-edge resize + centre crop of CLIP models) must equal cutting it
+    // from the whole resized picture, bit for bit, with zeros where it reaches outside; both kernels.
+    it.each(CASES.map((c, i) => [i, ...c]))("window of case %i: %i x %i -> %i x %i equals the cut of the whole", async (i, w, h, nw, nh) => {
+        const rng = new Random(300 + i);
+        const src = image(rng, i, w, h);
+        const whole = await addon.resizeRgb(src.data, w, h, nw, nh);
+        const windows = [
+            { left: Math.floor(nw / 4), top: Math.floor(nh / 3), width: Math.max(1, Math.ceil(nw / 2)), height: Math.max(1, Math.ceil(nh / 2)) },
+            { left: 0, top: 0, width: nw, height: nh },
+            { left: -2, top: -3, width: nw + 5, height: nh + 4 }, // reaches outside on every side
+            { left: nw - 1, top: nh - 1, width: 3, height: 2 },
+        ];
+        for (const win of windows) {
+            const expected = new Uint8Array(win.width * win.height * 3);
+            for (let y = 0; y < win.height; y++) {
+                for (let x = 0; x < win.width; x++) {
+                    const sx = win.left + x;
+                    const sy = win.top + y;
+                    if (sx < 0 || sy < 0 || sx >= nw || sy >= nh) continue;
+                    for (let c = 0; c < 3; c++) expected[(y * win.width + x) * 3 + c] = whole[(sy * nw + sx) * 3 + c]!;
+                }
+            }
+            for (const portable of [false, true]) {
+                const cut = await addon.resizeRgb(src.data, w, h, nw, nh, { window: win, portable });
+                expect(compareBytes(cut, expected).maxDiff).toBe(0);
+            }
+        }
+    });
+
+    it("computes a window of a picture too large to exist (50,000 × 2 shortest-edge-resized to 5,600,000 × 224)", async () => {
+        const src = noiseImage(new Random(9), 50000, 2);
+        const win = { left: (5600000 - 224) >> 1, top: 0, width: 224, height: 224 };
+        const cut = await addon.resizeRgb(src.data, 50000, 2, 5600000, 224, { window: win });
+        expect(cut.length).toBe(224 * 224 * 3);
+        // The same window of a resize of only the source columns it depends on (centre ± the kernel's reach): the
+        // horizontal scale is 112, so output column X reads source columns near X / 112.
+        const x0 = Math.floor(win.left / 112) - 3;
+        const part = new Uint8Array(10 * 2 * 3);
+        for (let y = 0; y < 2; y++) part.set(src.data.subarray((y * 50000 + x0) * 3, (y * 50000 + x0 + 10) * 3), y * 30);
+        // Upscaling by an integer factor from column x0: output column X of the whole is column X - 112·x0 of the part's resize.
+        const partWhole = await addon.resizeRgb(part, 10, 2, 1120, 224);
+        const inner = { left: win.left - 112 * x0, top: 0, width: 224, height: 224 };
+        const expected = await addon.resizeRgb(partWhole, 1120, 224, 1120, 224, { window: inner });
+        expect(compareBytes(cut, expected).maxDiff).toBe(0);
+        await expect(Promise.resolve().then(() => addon.resizeRgb(src.data, 50000, 2, 5600000, 224))).rejects.toThrow(RangeError);
+    });
+
     it("returns an unchanged copy when the size does not change", async () => {
         const src = noiseImage(new Random(5), 31, 17);
         const out = await addon.resizeRgb(src.data, 31, 17, 31, 17);
