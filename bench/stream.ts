@@ -63,7 +63,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Image } from "../lib/decode/Image.js";
 import { Video } from "../lib/decode/Video.js";
-import { streamFrameSize } from "../lib/family/videollama3.js";
+import { familyOf } from "../lib/family/index.js";
 import { loadModel, type Model } from "../lib/Model.js";
 import { native } from "../lib/native/load.js";
 import type { FrameEvent, Stream, StreamOptions, StreamStats } from "../lib/Stream.js";
@@ -221,9 +221,8 @@ async function loadAndWarm(c: CommonConfig): Promise<{ model: Model; loadMs: num
     }
     const warmupMs = performance.now() - started;
     const info = model.visionInfo!;
-    const target = streamFrameSize(c.frameSize.width, c.frameSize.height, c.budgetFrames, info);
-    const block = info.patchSize * info.videoMergeSize;
-    return { model, loadMs, warmupMs, target, frameTokens: (target.width / block) * (target.height / block) };
+    const geometry = familyOf(info).streamFrameGeometry(c.frameSize.width, c.frameSize.height, c.budgetFrames, info);
+    return { model, loadMs, warmupMs, target: geometry.resize, frameTokens: geometry.tokens };
 }
 
 function streamOptions(c: CommonConfig, window: number | undefined, textWindow?: number): StreamOptions {

@@ -24,7 +24,6 @@
 import "./lib/env.js";
 import { Image } from "../lib/decode/Image.js";
 import { loadModel } from "../lib/Model.js";
-import { targetSizes } from "../lib/preprocess/resize-rule.js";
 import { loadVision } from "../lib/Vision.js";
 import { memorySample, reportResult, runChild, type MemorySample } from "./lib/child.js";
 import { ensureImage } from "./lib/media.js";
@@ -118,8 +117,7 @@ async function prefillChild(model: string, mmproj: string, imagePath: string, th
     await using m = await loadModel({ model, mmproj, threads, gpu: false });
     const loadMs = performance.now() - started;
     const decoded = await Image.fromFile(imagePath).decode();
-    const [target] = targetSizes([{ height: decoded.height, width: decoded.width, mergeSize: m.visionInfo!.imageMergeSize }], m.vision!.budget);
-    const imageTokens = (target!.width / m.visionInfo!.patchSize) * (target!.height / m.visionInfo!.patchSize);
+    const imageTokens = m.family!.imageGeometry(decoded.width, decoded.height, m.visionInfo!).tokens;
     const contextSize = Math.ceil((imageTokens + 256) / 256) * 256;
     {
         // Warm-up: a short prompt touches every weight of the (memory-mapped) language model.

@@ -6,7 +6,8 @@
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { freemem } from "node:os";
 import { basename, resolve } from "node:path";
-import { ChatTemplate } from "./chat/template.js";
+import { ChatTemplate, tokenizePieces, type PromptPiece, type PromptTokenizer } from "./chat/template.js";
+import { familyOf, type ModelFamily } from "./family/index.js";
 import { DisposedError, InsufficientMemoryError, InvalidOptionError, ModelLoadError, VidllamaError } from "./errors.js";
 import { readGguf } from "./gguf/reader.js";
 import { native } from "./native/load.js";
@@ -240,6 +241,7 @@ export class Model {
     #sessions = new Set<Session>();
     #streams = new Set<Stream>();
     #specialTokens: Map<string, number> | undefined;
+    #addsSpacePrefix: boolean | undefined;
     #chatTemplate: ChatTemplate | undefined | null = null;
     #disposed = false;
     #vision: VisionProjector | undefined;
@@ -352,6 +354,44 @@ export class Model {
             this.#specialTokens = new Map(this.nativeModel.specialTokens().map((t) => [t.text, t.id]));
         }
         return this.#specialTokens;
+    }
+
+    /** @internal Whether the vocabulary writes a space before the first word (SentencePiece's dummy prefix). */
+    get addsSpacePrefix(): boolean {
+        if (this.#addsSpacePrefix === undefined) {
+            const m = this.nativeModel.metadata();
+            this.#addsSpacePrefix = m["tokenizer.ggml.model"] === "llama" && m["tokenizer.ggml.add_space_prefix"] !== "false";
+        }
+        return this.#addsSpacePrefix;
+    }
+
+    /** @internal The model family of the vision projector (undefined for a text-only model). */
+    get family(): ModelFamily | undefined {
+        return this.#vision ? familyOf(this.#vision.info) : undefined;
+    }
+
+    /**
+     * @internal How rendered prompts become token ids: template text with special tokens parsed, message text
+     * without, and the BOS token first when the vocabulary asks for it (LLaMA's SentencePiece does, Qwen2's does not).
+     */
+    promptTokenizer(): PromptTokenizer {
+        const model = this.nativeModel;
+        return {
+            tokenizeText: (t) => Array.from(model.tokenize(t, false, false)),
+            specialTokens: () => this.specialTokens(),
+            prefix: this.#nativeInfo.addBos && this.#nativeInfo.bos >= 0 ? [this.#nativeInfo.bos] : [],
+        };
+    }
+
+    /** @internal The token ids of a whole rendered conversation (see {@link promptTokenizer}). */
+    tokenizeConversation(pieces: readonly PromptPiece[]): number[] {
+        return tokenizePieces(pieces, this.promptTokenizer());
+    }
+
+    /** @internal Token ids never sampled: the family's placeholders (and Video-LLaVA's padding rows). */
+    bannedTokens(): number[] {
+        const vision = this.#vision;
+        return vision ? familyOf(vision.info).bannedTokens(vision.info, this.#nativeInfo.vocabSize) : [];
     }
 
     /** @internal The compiled chat template of the GGUF (undefined when the model has none). */

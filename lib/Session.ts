@@ -10,7 +10,7 @@ import { evaluatePlan, imageHash, ImageProducer, matchPlan, minimumPlanLength, V
 import { ChatTemplate, tokenizePieces, type TemplateContentItem, type TemplateMessage } from "./chat/template.js";
 import { Image } from "./decode/Image.js";
 import { Video } from "./decode/Video.js";
-import { imageContent, mergeSize, requestSizes, resolvePrune, videoContent, videoSampling } from "./family/videollama3.js";
+import { familyOf } from "./family/index.js";
 import { KvCache } from "./kv/cache.js";
 import { CONTEXT_OPTIONS, createContext, type ContextOptions } from "./kv/context.js";
 import { modelIdentity, readStateHeader, saveTarget, writeState } from "./kv/state-file.js";
@@ -438,77 +438,78 @@ export class Session {
                 );
             }
             const hp = vision.info;
+            const family = familyOf(hp);
             const described = await Promise.all(
                 media.map(async ({ part, messageIndex }) => {
                     if (part.type === "image") {
                         const d = await part.image.decode();
-                        return { part, messageIndex, height: d.height, width: d.width, frames: 1, mergeSize: mergeSize("image", hp), hash: await imageHash(part.image) };
+                        return { part, messageIndex, shape: { kind: "image" as const, height: d.height, width: d.width }, hash: await imageHash(part.image) };
                     }
                     const handle = await this.#videoHandle(part, options.signal);
-                    return { part, messageIndex, height: handle.height, width: handle.width, frames: handle.plan.count, mergeSize: mergeSize("video", hp), handle };
+                    return { part, messageIndex, shape: { kind: "video" as const, height: handle.height, width: handle.width, frames: handle.plan.count }, handle };
                 }),
             );
-            const sizes = requestSizes(described.map(({ height, width, frames, mergeSize }) => ({ height, width, frames, mergeSize })), hp);
+            const geometries = family.requestGeometry(described.map((d) => d.shape), hp);
             described.forEach((d, i) => {
                 if (d.part.type === "image") {
-                    producers.set(d.part, new ImageProducer(vision, d.part.image, d.hash!, sizes[i]!, d.mergeSize));
+                    producers.set(d.part, new ImageProducer(vision, d.part.image, d.hash!, geometries[i]!));
                 } else {
-                    const prune = resolvePrune(d.part.prune ?? options.prune, hp);
+                    const prune = family.resolvePrune(d.part.prune ?? options.prune, hp);
                     const index = i;
                     const onProgress = (p: VideoProgress) => options.onMediaProgress?.({ media: index, kind: "video", ...p });
-                    producers.set(d.part, new VideoProducer(vision, d.handle!, sizes[i]!, d.mergeSize, prune, onProgress, d.messageIndex));
+                    producers.set(d.part, new VideoProducer(vision, d.handle!, geometries[i]!, prune, onProgress, d.messageIndex));
                 }
             });
         }
 
+        const family = vision ? familyOf(vision.info) : undefined;
         const templateMessages: TemplateMessage[] = [];
         if (this.#systemPrompt !== undefined) templateMessages.push({ role: "system", content: this.#systemPrompt });
-        const slots: Array<{ producer: ImageProducer | VideoProducer; slot: number }> = [];
+        // The placeholder tokens the template must write, in order, each with the visual slots it stands for.
+        const expected: Array<{ token: number; slots: Array<{ producer: ImageProducer | VideoProducer; slot: number; token: number }> }> = [];
         for (const m of messages) {
             if (typeof m.content === "string") {
-                templateMessages.push({ role: m.role, content: m.content, ...(m.tokens ? { contentTokens: m.tokens } : {}) });
+                const content = m.role === "assistant" && !m.tokens && family ? family.assistantContent(m.content) : m.content;
+                templateMessages.push({ role: m.role, content, ...(m.tokens ? { contentTokens: m.tokens } : {}) });
                 continue;
             }
             const items: TemplateContentItem[] = [];
             for (const p of m.content) {
-                if (p.type === "text") items.push({ type: "text", text: p.text });
-                else if (p.type === "image") {
-                    items.push(imageContent());
-                    slots.push({ producer: producers.get(p)!, slot: 0 });
-                } else {
-                    const producer = producers.get(p) as VideoProducer;
-                    items.push(videoContent(producer.plan.timestamps));
-                    for (let f = 0; f < producer.plan.count; f++) slots.push({ producer, slot: f });
+                if (p.type === "text") {
+                    items.push({ type: "text", text: p.text });
+                    continue;
                 }
+                const producer = producers.get(p)!;
+                const frames = producer instanceof VideoProducer ? producer.plan.count : 1;
+                items.push(producer instanceof VideoProducer ? family!.videoContent(producer.plan.timestamps) : family!.imageContent());
+                for (const ph of family!.placeholders(p.type, frames, vision!.info)) expected.push({ token: ph.token, slots: ph.slots.map((slot) => ({ producer, slot, token: ph.token })) });
             }
             templateMessages.push({ role: m.role, content: items });
         }
-        const imageTokenId = vision?.info.imageTokenId ?? -1;
+        const placeholderTokens = new Set(family && vision ? family.placeholderTokens(vision.info) : []);
         const variables: Record<string, unknown> = {};
-        if (vision) variables.image_token = this.#model.nativeModel.detokenize(Int32Array.of(imageTokenId), true);
+        if (vision) variables.image_token = this.#model.nativeModel.detokenize(Int32Array.of(vision.info.imageTokenId), true);
         const pieces = this.#template.renderPieces(templateMessages, { addGenerationPrompt: true, variables });
-        const model = this.#model;
-        const tokens = tokenizePieces(pieces, {
-            tokenizeText: (t) => Array.from(model.nativeModel.tokenize(t, false, false)),
-            specialTokens: () => model.specialTokens(),
-        });
+        const tokens = this.#model.tokenizeConversation(pieces);
 
-        // Each image token the template wrote is one visual slot (an image or a video frame), in order.
+        // Each placeholder token the template wrote stands for the visual slots of the next expected placeholder.
         const segments: PlanSegment[] = [];
         let run: number[] = [];
         let k = 0;
         for (const t of tokens) {
-            if (t !== imageTokenId) {
+            if (!placeholderTokens.has(t)) {
                 run.push(t);
                 continue;
             }
-            if (k >= slots.length) throw new ChatTemplateError("The chat template wrote more image placeholders than the conversation has images and frames");
+            const next = expected[k++];
+            if (!next) throw new ChatTemplateError("The chat template wrote more image/video placeholders than the conversation has images and videos");
+            if (next.token !== t) throw new ChatTemplateError(`The chat template wrote placeholder ${t} where the conversation's media need ${next.token}`);
             if (run.length > 0) segments.push({ kind: "tokens", tokens: run });
             run = [];
-            segments.push({ kind: "visual", ...slots[k++]! });
+            for (const slot of next.slots) segments.push({ kind: "visual", ...slot });
         }
-        if (k !== slots.length) {
-            throw new ChatTemplateError(`The chat template placed ${k} of the conversation's ${slots.length} images and frames; it does not support this media`);
+        if (k !== expected.length) {
+            throw new ChatTemplateError(`The chat template placed ${k} of the conversation's ${expected.length} image/video placeholders; it does not support this media`);
         }
         segments.push({ kind: "tokens", tokens: run });
         return { segments, producers };
@@ -523,7 +524,8 @@ export class Session {
             const key = String(part.video);
             let video = this.#openedVideos.get(key);
             if (!video) {
-                video = await Video.open(part.video, { ...videoSampling(this.#model.vision!.info), ...(signal ? { signal } : {}) });
+                const vision = this.#model.vision!;
+                video = await Video.open(part.video, { ...familyOf(vision.info).videoSampling(vision.info), ...(signal ? { signal } : {}) });
                 this.#openedVideos.set(key, video);
             }
             part.video = video;
@@ -563,7 +565,7 @@ export class Session {
         if (options.signal?.aborted) abort.abort();
 
         try {
-            const sampler = new addon.Sampler(this.#model.nativeModel, options.sampling.native);
+            const sampler = new addon.Sampler(this.#model.nativeModel, { ...options.sampling.native, banned: this.#model.bannedTokens() });
             // Like llama-cli, the repetition penalties also see the prompt's last text tokens (-1: the whole prompt).
             const lastN = options.sampling.penaltyLastN;
             if (lastN !== 0) {
@@ -586,12 +588,10 @@ export class Session {
             let decodeMs = 0;
             let encodeMs = 0;
             if (typeof userMessage.content !== "string") {
-                const patch = this.#model.vision?.info.patchSize ?? 1;
                 for (const p of userMessage.content) {
                     const producer = producers.get(p);
                     if (!producer) continue;
-                    const f = patch * producer.mergeSize;
-                    const grid = { height: producer.target.height / f, width: producer.target.width / f };
+                    const grid = { ...producer.geometry.grid };
                     if (producer instanceof ImageProducer) {
                         mediaUsage.push({ kind: "image", tokens: producer.tokens, grid, source: (p as { image: Image }).image.source });
                     } else {
@@ -615,6 +615,7 @@ export class Session {
             const generationStarted = performance.now();
             const model = this.#model.nativeModel;
             const generation = await generate(model, this.#cache, evaluation.result, sampler, abort, {
+                stripLeadingSpace: this.#model.addsSpacePrefix,
                 maxTokens: options.maxTokens,
                 stop: options.stop,
                 onToken: options.onToken,

@@ -11,7 +11,7 @@ import { copyToRgb } from "./decode/Image.js";
 import { Video } from "./decode/Video.js";
 import type { VisionProjector } from "./encode/vision.js";
 import { DisposedError, InvalidOptionError, StateFileError, VidllamaError } from "./errors.js";
-import { mergeSize, resolvePrune, streamFrameSize, templateSupportsStreams, tokensFor, type PruneSettings } from "./family/videollama3.js";
+import { familyOf, geometryItem, type ModelFamily, type PruneSettings, type VisualGeometry } from "./family/index.js";
 import { KvCache } from "./kv/cache.js";
 import { CONTEXT_OPTIONS, createContext, type ContextOptions } from "./kv/context.js";
 import { modelIdentity, readStateHeader, saveTarget, writeState } from "./kv/state-file.js";
@@ -66,11 +66,13 @@ export interface StreamOptions extends ContextOptions {
     /**
      * Write each frame's stream time before it (`Time 12.0s: <image>`). Default false: VideoLLaMA3's streaming
      * training samples have no time text in stream messages, so frames are laid out as the model saw them.
+     * Video-LLaVA's prompt format has no timestamps (true is an error there).
      */
     timestamps?: boolean;
     /**
      * Frames are resized by the video rule as one of this many frames sharing the model's visual token budget.
      * Default: the projector's max frames (VideoLLaMA3: 180, e.g. 1280×720 → 336×196, 84 tokens per frame).
+     * Video-LLaVA sizes every frame alike (224×224 after the crop, 257 tokens) and ignores it.
      */
     budgetFrames?: number;
     /** Differential Frame Pruning against the previous ingested frame (default: the projector's settings). */
@@ -117,7 +119,7 @@ export type StreamSource =
 
 /** Options of {@link Stream.ingest}. */
 export interface IngestOptions {
-    /** Frames sampled per second of source time (ffmpeg's fps filter, as for videos). Default: the projector's (1). */
+    /** Frames sampled per second of source time (ffmpeg's fps filter, as for videos). Default: the projector's (VideoLLaMA3: 1; Video-LLaVA: 1). */
     fps?: number;
     /** ffmpeg to use (else VIDLLAMA_FFMPEG, ffmpeg-static, PATH). */
     ffmpegPath?: string;
@@ -283,7 +285,7 @@ interface EntryInfo extends StreamEntry {
 interface FrameSize {
     width: number;
     height: number;
-    target: { width: number; height: number };
+    geometry: VisualGeometry;
 }
 
 interface QueuedFrame {
@@ -331,6 +333,8 @@ const STATE_VERSION = 1;
 export class Stream implements AsyncDisposable {
     readonly #model: Model;
     readonly #vision: VisionProjector;
+    /** The model family's rules (frame size, layout, placeholders). */
+    readonly #family: ModelFamily;
     readonly #cache: KvCache;
     readonly #layout: StreamLayout;
     readonly #systemPrompt: string | undefined;
@@ -395,6 +399,7 @@ export class Stream implements AsyncDisposable {
     }) {
         this.#model = init.model;
         this.#vision = init.vision;
+        this.#family = familyOf(init.vision.info);
         this.#cache = init.cache;
         this.#context = init.context;
         this.#layout = init.layout;
@@ -414,9 +419,12 @@ export class Stream implements AsyncDisposable {
         const vision = model.vision;
         if (!vision) throw new InvalidOptionError("mmproj", "a vision projector loaded with the model", undefined, "a stream needs images: pass mmproj to loadModel");
         const systemPrompt = optionalString("systemPrompt", options.systemPrompt);
+        const family = familyOf(vision.info);
         const timestamps = optionalBoolean("timestamps", options.timestamps, false);
+        const timestampProblem = timestamps ? family.streamTimestampProblem() : undefined;
+        if (timestampProblem) throw new InvalidOptionError("timestamps", "false", true, timestampProblem);
         const budgetFrames = optionalInteger("budgetFrames", options.budgetFrames, 1, 1 << 20, vision.info.videoMaxFrames)!;
-        const prune = resolvePrune(options.prune === undefined ? undefined : checkPrune(options.prune, "prune"), vision.info);
+        const prune = family.resolvePrune(options.prune === undefined ? undefined : checkPrune(options.prune, "prune"), vision.info);
         const window = checkWindow(options.window);
         const textWindow = optionalInteger("textWindow", options.textWindow, 0, 2 ** 31 - 1, 1024)!;
         const queue = options.queue === undefined ? {} : checkOptionsObject(options.queue, ["size", "policy"], "queue");
@@ -429,17 +437,18 @@ export class Stream implements AsyncDisposable {
         }
         const { context, template } = await createContext(model, options);
         try {
-            if (!templateSupportsStreams(template.source)) {
-                throw new InvalidOptionError("chatTemplate", "a chat template with a `stream` role (VideoLLaMA3's)", undefined, "this model's template cannot lay out live frames");
+            const templateProblem = family.streamTemplateProblem(template.source);
+            if (templateProblem) {
+                throw new InvalidOptionError("chatTemplate", "a chat template with a `stream` role (VideoLLaMA3's)", undefined, `this model's template cannot lay out live frames: ${templateProblem}`);
             }
             const cache = new KvCache(context, { object: "Stream" });
             const reserve = optionalInteger("reserve", options.reserve, 1, cache.contextSize - 1, Math.min(1024, Math.floor(cache.contextSize / 4)))!;
-            const imageTokenId = vision.info.imageTokenId;
             const layout = new StreamLayout(
                 template,
-                { tokenizeText: (t) => Array.from(model.nativeModel.tokenize(t, false, false)), specialTokens: () => model.specialTokens() },
-                imageTokenId,
-                model.nativeModel.detokenize(Int32Array.of(imageTokenId), true),
+                model.promptTokenizer(),
+                family,
+                vision.info,
+                model.nativeModel.detokenize(Int32Array.of(vision.info.imageTokenId), true),
                 systemPrompt,
             );
             const stream = new Stream({
@@ -543,7 +552,7 @@ export class Stream implements AsyncDisposable {
             const spec = liveSpec(source, optionalBoolean("follow", options.follow, false));
             // A finished file can wait for the encoder; live sources go through the queue policy.
             if (spec.kind === "file" && !spec.follow) policy = "wait";
-            const fps = checkFps(options.fps, this.#vision.info.videoFps);
+            const fps = checkFps(options.fps, this.#family.streamFps(this.#vision.info));
             const idleTimeoutMs = optionalInteger("idleTimeout", options.idleTimeout, 100, 3_600_000, 10_000)!;
             const inputOptions = options.inputOptions ?? [];
             if (!Array.isArray(inputOptions) || inputOptions.some((a) => typeof a !== "string")) throw new InvalidOptionError("inputOptions", "an array of strings", inputOptions);
@@ -561,7 +570,8 @@ export class Stream implements AsyncDisposable {
         this.#ingesting.add(controller);
         // A source whose clock starts before the stream's last frame (a second file, a restarted camera) continues
         // the stream's timeline one sampling interval after it.
-        const step = 1 / (source instanceof Video ? this.#vision.info.videoFps : checkFps(options.fps, this.#vision.info.videoFps));
+        const defaultFps = this.#family.streamFps(this.#vision.info);
+        const step = 1 / (source instanceof Video ? defaultFps : checkFps(options.fps, defaultFps));
         let offset: number | undefined;
         try {
             for await (const f of iterator) {
@@ -606,11 +616,11 @@ export class Stream implements AsyncDisposable {
     }
 
     /**
-     * The token ids the cache holds, in position order, each visual token as the image token id (what
+     * The token ids the cache holds, in position order, each visual token as its frame's placeholder id (what
      * `promptTokens` shows for a Session): the stream as the model sees it, for inspection and tests.
      */
     cachedTokens(): number[] {
-        const image = this.#vision.info.imageTokenId;
+        const image = this.#family.streamFramePlaceholder(this.#vision.info);
         const out: number[] = [];
         for (const s of this.#cache.timeline.segments) {
             if (s.kind === "text") out.push(...s.tokens);
@@ -666,7 +676,7 @@ export class Stream implements AsyncDisposable {
                 timeline: this.#cache.timeline.toJSON(),
                 entries: this.#entries,
                 previous: this.#previous ?? null,
-                frameSize: this.#frameSize ?? null,
+                frameSize: this.#frameSize ? { width: this.#frameSize.width, height: this.#frameSize.height, target: { ...this.#frameSize.geometry.resize } } : null,
                 lastTimestamp: Number.isFinite(this.#lastTimestamp) ? this.#lastTimestamp : null,
                 nextGroup: this.#nextGroup,
                 stats: { ...this.#stats, recent: [] },
@@ -710,7 +720,8 @@ export class Stream implements AsyncDisposable {
             this.#pending = undefined;
             this.#entries = (h.entries as EntryInfo[]) ?? [];
             this.#previous = (h.previous as TemplateMessage | null) ?? undefined;
-            this.#frameSize = (h.frameSize as FrameSize | null) ?? undefined;
+            const size = h.frameSize as { width: number; height: number } | null;
+            this.#frameSize = size ? this.#frameSizeOf(size.width, size.height) : undefined;
             this.#lastTimestamp = typeof h.lastTimestamp === "number" ? h.lastTimestamp : -Infinity;
             this.#nextGroup = Number(h.nextGroup) || 1;
             Object.assign(this.#stats, h.stats as object, { recent: [] });
@@ -882,14 +893,17 @@ export class Stream implements AsyncDisposable {
         });
     }
 
+    /** How frames of this size are resized and encoded. */
+    #frameSizeOf(width: number, height: number): FrameSize {
+        return { width, height, geometry: this.#family.streamFrameGeometry(width, height, this.#budgetFrames, this.#vision.info) };
+    }
+
     async #ingestFrame(frame: QueuedFrame): Promise<void> {
-        const info = this.#vision.info;
         if (!this.#frameSize || this.#frameSize.width !== frame.width || this.#frameSize.height !== frame.height) {
-            this.#frameSize = { width: frame.width, height: frame.height, target: streamFrameSize(frame.width, frame.height, this.#budgetFrames, info) };
+            this.#frameSize = this.#frameSizeOf(frame.width, frame.height);
         }
-        const target = this.#frameSize.target;
-        const merge = mergeSize("video", info);
-        const frameTokens = tokensFor(target, merge, info);
+        const geometry = this.#frameSize.geometry;
+        const frameTokens = geometry.tokens;
         const layout = this.#layout.frame(this.#timestamps ? frame.timestamp : undefined, this.#previous);
         const needed = layout.before.length + frameTokens + layout.after.length;
         if (this.#layout.sink.length + needed > this.#policy.ceiling) {
@@ -899,7 +913,7 @@ export class Stream implements AsyncDisposable {
         this.#evict(needed);
         const started = performance.now();
         const encoded = await this.#vision.encode(
-            [{ rgb: frame.rgb, width: frame.width, height: frame.height, targetWidth: target.width, targetHeight: target.height, merge, ...(this.#prune ? { prune: this.#prune } : {}) }],
+            [{ rgb: frame.rgb, width: frame.width, height: frame.height, ...geometryItem(geometry), ...(this.#prune ? { prune: this.#prune } : {}) }],
             { frameState: this.#frameState, signal: this.#closing.signal },
         );
         const encodeMs = performance.now() - started;
@@ -931,7 +945,7 @@ export class Stream implements AsyncDisposable {
         // Positions of this frame: its opening text, visual tokens and (pending) closing text.
         const positions = this.#cache.length - start - (pending?.tokens.length ?? 0) + layout.after.length;
         this.#entries.push({ group, kind: "frame", tokens: positions, timestamp: frame.timestamp, keptTokens: kept, frameTokens });
-        this.#previous = { role: "stream", content: [] };
+        this.#previous = this.#family.streamFrameMessage(undefined);
         const s = this.#stats;
         s.framesIngested++;
         s.tokensKept += kept;
@@ -1018,7 +1032,7 @@ export class Stream implements AsyncDisposable {
                 const pending = this.#pending;
                 // Where the question starts (after the last frame's closing text, evaluated with it).
                 const start = this.#cache.length + (pending?.tokens.length ?? 0);
-                const sampler = new addon.Sampler(this.#model.nativeModel, sampling.native);
+                const sampler = new addon.Sampler(this.#model.nativeModel, { ...sampling.native, banned: this.#model.bannedTokens() });
                 const lastN = sampling.penaltyLastN;
                 if (lastN !== 0) {
                     const text = [...this.#cache.timeline.textTokens(), ...(pending?.tokens ?? []), ...tokens];
@@ -1027,7 +1041,14 @@ export class Stream implements AsyncDisposable {
                 const prompt = await this.#cache.appendTextRuns(this.#withPending(tokens, group), { abort, sampler });
                 const ttftMs = performance.now() - called;
                 const logits = wantLogits && !prompt.aborted ? this.#cache.logits() : undefined;
-                const generation = await generate(this.#model.nativeModel, this.#cache, prompt.result, sampler, abort, { maxTokens, stop, onToken, onChunk, group });
+                const generation = await generate(this.#model.nativeModel, this.#cache, prompt.result, sampler, abort, {
+                    maxTokens,
+                    stop,
+                    onToken,
+                    onChunk,
+                    group,
+                    stripLeadingSpace: this.#model.addsSpacePrefix,
+                });
                 if (keep && !prompt.aborted) {
                     // Close the answer as the template renders it (e.g. `<|im_end|>\n`) so the next message follows.
                     const evaluatedAnswer = generation.tokens.slice(0, generation.evaluated);

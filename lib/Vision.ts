@@ -11,7 +11,7 @@ import { VisionProjector, type EncodeOptions, type EncodeResult, type VisionInfo
 import { checkPrune, type PruneOption } from "./chat/content.js";
 import { VideoHandle } from "./chat/media.js";
 import { VideoProducer, type FrameReport, type MediaTimings, type VideoProgress } from "./chat/plan.js";
-import { mergeSize, requestSizes, resolvePrune } from "./family/videollama3.js";
+import { familyOf } from "./family/index.js";
 import { Video } from "./decode/Video.js";
 import { DisposedError, InvalidOptionError } from "./errors.js";
 import { checkOptionsObject, optionalFunction, optionalInteger, optionalSignal, requiredString, throwIfAborted } from "./validate.js";
@@ -36,9 +36,9 @@ export interface EncodeVideoResult {
     width: number;
     /** Each frame's timestamp and its tokens before and after pruning. */
     frames: FrameReport[];
-    /** Merged token grid of one frame (tokens before pruning = height × width). */
+    /** Merged token grid of one frame (tokens before pruning = height × width, plus a class token where the model keeps it). */
     grid: { height: number; width: number };
-    /** Pixel size the frames were resized to. */
+    /** Pixel size of what was encoded of each frame (after the resize, and Video-LLaVA's centre crop). */
     size: { height: number; width: number };
     /** Time waiting for frames and running the encoder. */
     timings: MediaTimings;
@@ -133,9 +133,9 @@ export class Vision {
         const prune = options.prune === undefined ? undefined : checkPrune(options.prune, "prune");
         const onProgress = optionalFunction<(p: VideoProgress) => void>("onProgress", options.onProgress);
         const handle = await VideoHandle.of(video, signal);
-        const merge = mergeSize("video", this.info);
-        const [target] = requestSizes([{ height: video.height, width: video.width, frames: handle.plan.count, mergeSize: merge }], this.info);
-        const producer = new VideoProducer(projector, handle, target!, merge, resolvePrune(prune, this.info), onProgress);
+        const family = familyOf(this.info);
+        const [geometry] = family.requestGeometry([{ kind: "video", height: video.height, width: video.width, frames: handle.plan.count }], this.info);
+        const producer = new VideoProducer(projector, handle, geometry!, family.resolvePrune(prune, this.info), onProgress);
         const chunks: Float32Array[] = [];
         let tokens = 0;
         for await (const slot of producer.produce(0, signal)) {
@@ -148,14 +148,14 @@ export class Vision {
             embeddings.set(c, offset);
             offset += c.length;
         }
-        const f = this.info.patchSize * merge;
+        const size = geometry!.crop ?? geometry!.resize;
         return {
             embeddings,
             tokens,
             width: this.info.projectionDim,
             frames: producer.frames.map((fr) => ({ ...fr })),
-            grid: { height: target!.height / f, width: target!.width / f },
-            size: { height: target!.height, width: target!.width },
+            grid: { ...geometry!.grid },
+            size: { height: size.height, width: size.width },
             timings: { ...producer.timings },
         };
     }

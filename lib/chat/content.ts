@@ -11,11 +11,13 @@ import { InvalidOptionError } from "../errors.js";
 export type ImageInput = Image | string | URL | Uint8Array | RawPixels;
 
 /**
- * Differential Frame Pruning of a video's visual tokens: `false` keeps every token; an object overrides the
- * projector's defaults (`threshold`: mean absolute change of a 2×2-patch token against the previous frame, in
- * normalized units × 255, above which it is kept — VideoLLaMA3 uses 0.1; `minTokensPerFrame`: tokens always kept).
+ * Differential Frame Pruning of a video's visual tokens: `false` keeps every token; `true` prunes with the
+ * projector's settings; an object prunes with its values overriding the projector's (`threshold`: mean absolute
+ * change of a merged token's patches against the previous frame, in normalized units × 255, above which it is kept —
+ * 0.1 by default; `minTokensPerFrame`: tokens always kept). Left out: the model family's default — on for
+ * VideoLLaMA3 (trained with it), off for Video-LLaVA (not trained with it).
  */
-export type PruneOption = false | { threshold?: number; minTokensPerFrame?: number };
+export type PruneOption = boolean | { threshold?: number; minTokensPerFrame?: number };
 
 /**
  * One part of a prompt. Strings are text (a path must be wrapped: `{ image: "photo.jpg" }`, `{ video: "clip.mp4" }`);
@@ -71,8 +73,8 @@ export function textOf(parts: readonly ContentPart[]): string {
 
 /** Validates a prune option. */
 export function checkPrune(value: unknown, option: string): PruneOption {
-    if (value === false) return false;
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidOptionError(option, "false or { threshold, minTokensPerFrame }", value);
+    if (typeof value === "boolean") return value;
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidOptionError(option, "true, false or { threshold, minTokensPerFrame }", value);
     const { threshold, minTokensPerFrame, ...rest } = value as Record<string, unknown>;
     const unknown = Object.keys(rest)[0];
     if (unknown !== undefined) throw new InvalidOptionError(`${option}.${unknown}`, "threshold or minTokensPerFrame", rest[unknown]);

@@ -17,7 +17,7 @@ import type { KvCache, TimelineView } from "../kv/cache.js";
 import type { PlanItem } from "../kv/timeline.js";
 import type { VisionProjector } from "../encode/vision.js";
 import type { NativeAbortFlag, NativeDecodeResult, NativeEmbeddings, NativeSampler, NativeVisionItem } from "../native/types.js";
-import type { TargetSize } from "../preprocess/resize-rule.js";
+import { geometryItem, geometryKey, type VisualGeometry } from "../family/types.js";
 
 /** Embeddings of one slot (rows [first, first+count) of `embeddings`). */
 export interface SlotEmbeddings {
@@ -43,7 +43,7 @@ export interface MediaProducer {
 
 export type PlanSegment =
     | { kind: "tokens"; tokens: readonly number[] }
-    | { kind: "visual"; producer: MediaProducer; slot: number };
+    | { kind: "visual"; producer: MediaProducer; slot: number; /** The placeholder token standing for it (in `evaluatedTokens`); default the image token. */ token?: number };
 
 /** The name of slot `slot` of a medium in the KV timeline. */
 export function slotKey(producer: MediaProducer, slot: number): string {
@@ -109,7 +109,7 @@ export interface EvaluatePlanResult {
     aborted: boolean;
     /** Cache positions reused. */
     reused: number;
-    /** Ids evaluated now; visual tokens appear as the image token id. */
+    /** Ids evaluated now; visual tokens appear as their placeholder's id. */
     evaluatedTokens: number[];
     /** Time the language model spent evaluating (sum of the native decode times). */
     prefillMs: number;
@@ -177,7 +177,7 @@ export async function evaluatePlan(segments: readonly PlanSegment[], match: Plan
                 );
                 result = appended.result;
                 prefillMs += appended.ms;
-                for (let k = 0; k < appended.evaluated; k++) evaluatedTokens.push(o.imageTokenId);
+                for (let k = 0; k < appended.evaluated; k++) evaluatedTokens.push(seg.token ?? o.imageTokenId);
                 aborted = appended.aborted;
             }
         }
@@ -213,40 +213,27 @@ export function imageHash(image: Image): Promise<string> {
 /** One image as a medium: a single slot, encoded when first needed. */
 export class ImageProducer implements MediaProducer {
     readonly key: string;
+    /** How the image is resized, cut and encoded. */
+    readonly geometry: VisualGeometry;
     readonly #image: Image;
-    readonly #target: TargetSize;
-    readonly #merge: number;
     readonly #projector: VisionProjector;
-    readonly #count: number;
     /** Time spent encoding, when this prompt encoded the image. */
     encodeMs = 0;
 
-    constructor(projector: VisionProjector, image: Image, hash: string, target: TargetSize, merge: number) {
+    constructor(projector: VisionProjector, image: Image, hash: string, geometry: VisualGeometry) {
         this.#projector = projector;
         this.#image = image;
-        this.#target = target;
-        this.#merge = merge;
-        this.key = `img:${hash}:${target.width}x${target.height}:m${merge}`;
-        const f = projector.info.patchSize * merge;
-        this.#count = (target.width / f) * (target.height / f);
+        this.geometry = geometry;
+        this.key = `img:${hash}:${geometryKey(geometry)}`;
     }
 
     /** Visual tokens of the image. */
     get tokens(): number {
-        return this.#count;
-    }
-
-    /** Size the image is resized to. */
-    get target(): TargetSize {
-        return this.#target;
-    }
-
-    get mergeSize(): number {
-        return this.#merge;
+        return this.geometry.tokens;
     }
 
     slotCounts(): readonly number[] {
-        return [this.#count];
+        return [this.geometry.tokens];
     }
 
     /** Decodes the image (kept by the Image object), so a file that became unreadable fails before any work. */
@@ -258,10 +245,7 @@ export class ImageProducer implements MediaProducer {
         if (fromSlot !== 0) throw new InvalidOptionError("slot", "0 for an image", fromSlot);
         const decoded = await this.#image.decode();
         const started = performance.now();
-        const encoded = await this.#projector.encode(
-            [{ rgb: decoded.data, width: decoded.width, height: decoded.height, targetWidth: this.#target.width, targetHeight: this.#target.height, merge: this.#merge }],
-            { signal },
-        );
+        const encoded = await this.#projector.encode([{ rgb: decoded.data, width: decoded.width, height: decoded.height, ...geometryItem(this.geometry) }], { signal });
         this.encodeMs += performance.now() - started;
         yield { slot: 0, embeddings: encoded.embeddings, first: 0, count: encoded.counts[0]! };
     }
@@ -303,8 +287,8 @@ export class VideoProducer implements MediaProducer {
     /** The video's facts and access to its frames. */
     readonly handle: VideoHandle;
     readonly plan: VideoPlan;
-    readonly target: TargetSize;
-    readonly merge: number;
+    /** How each frame is resized, cut and encoded. */
+    readonly geometry: VisualGeometry;
     readonly prune: { threshold: number; minTokens: number } | undefined;
     /** One entry per produced frame. */
     readonly frames: FrameReport[] = [];
@@ -320,8 +304,7 @@ export class VideoProducer implements MediaProducer {
     constructor(
         projector: VisionProjector,
         handle: VideoHandle,
-        target: TargetSize,
-        merge: number,
+        geometry: VisualGeometry,
         prune: { threshold: number; minTokens: number } | undefined,
         onProgress?: (p: VideoProgress) => void,
         messageIndex = -1,
@@ -329,16 +312,13 @@ export class VideoProducer implements MediaProducer {
         this.#projector = projector;
         this.handle = handle;
         this.plan = handle.plan;
-        this.target = target;
-        this.merge = merge;
+        this.geometry = geometry;
         this.prune = prune;
         this.#onProgress = onProgress;
         this.#messageIndex = messageIndex;
         const plan = handle.plan;
-        this.key = `vid:${handle.identity}:${plan.count}:${handle.stamps}:${target.width}x${target.height}:m${merge}:` +
-            (prune ? `p${prune.threshold}/${prune.minTokens}` : "all");
-        const f = projector.info.patchSize * merge;
-        this.#merged = (target.width / f) * (target.height / f);
+        this.key = `vid:${handle.identity}:${plan.count}:${handle.stamps}:${geometryKey(geometry)}:` + (prune ? `p${prune.threshold}/${prune.minTokens}` : "all");
+        this.#merged = geometry.tokens;
         if (prune) {
             // Shared by every producer of this layout: counts learned while encoding stay known in later turns.
             let counts = handle.counts.get(this.key);
@@ -347,10 +327,6 @@ export class VideoProducer implements MediaProducer {
         } else {
             this.#counts = new Array<number>(plan.count).fill(this.#merged);
         }
-    }
-
-    get mergeSize(): number {
-        return this.merge;
     }
 
     /** Visual tokens per frame before pruning. */
@@ -376,7 +352,8 @@ export class VideoProducer implements MediaProducer {
         // Frames are encoded in batches (bounded in patches and in source pixels); the frame before `fromSlot` is
         // encoded too when pruning, as the reference of the first frame produced.
         const first = this.prune ? Math.max(0, fromSlot - 1) : fromSlot;
-        const maxBatchFrames = Math.max(1, Math.min(32, Math.floor(4096 / (this.#merged * this.merge * this.merge))));
+        const g = this.geometry;
+        const maxBatchFrames = Math.max(1, Math.min(32, Math.floor(4096 / (g.grid.height * g.grid.width * g.merge * g.merge))));
         const maxBatchBytes = 96 * 1024 * 1024;
         let batch: Array<{ index: number; item: NativeVisionItem }> = [];
         let batchBytes = 0;
@@ -423,9 +400,7 @@ export class VideoProducer implements MediaProducer {
                     rgb: frame.data,
                     width: frame.width,
                     height: frame.height,
-                    targetWidth: this.target.width,
-                    targetHeight: this.target.height,
-                    merge: this.merge,
+                    ...geometryItem(this.geometry),
                     ...(this.prune ? { prune: { threshold: this.prune.threshold, minTokens: this.prune.minTokens } } : {}),
                 },
             });

@@ -39,6 +39,8 @@ export interface PromptTokenizer {
     tokenizeText(text: string): number[];
     /** Special token strings the template may write, with their ids. */
     specialTokens(): ReadonlyMap<string, number>;
+    /** Tokens a whole conversation starts with before what the template writes (the BOS token, for vocabularies that add it). */
+    prefix?: readonly number[];
 }
 
 // Sentinels around message content while rendering; they cannot come from user text (checked) and survive string
@@ -232,7 +234,7 @@ export interface RenderOptions {
 /**
  * Turns rendered pieces into token ids: template text is split at special-token strings (each becomes its id),
  * and the text between special tokens — template text and user text alike — is tokenized in one go without
- * special-token parsing.
+ * special-token parsing. The tokenizer's `prefix` (BOS) comes first, unless the template wrote it.
  */
 export function tokenizePieces(pieces: readonly PromptPiece[], tokenizer: PromptTokenizer): number[] {
     const specials = tokenizer.specialTokens();
@@ -260,6 +262,9 @@ export function tokenizePieces(pieces: readonly PromptPiece[], tokenizer: Prompt
         }
     }
     flush();
+    // The prefix (BOS) unless the template wrote it itself.
+    const prefix = tokenizer.prefix ?? [];
+    if (prefix.length > 0 && !prefix.every((t, k) => out[k] === t)) out.unshift(...prefix);
     return out;
 }
 

@@ -644,18 +644,27 @@ export class Video implements AsyncDisposable {
 
     async *#idsPass(b: FileBacking, plan: IdsPlan, signal: AbortSignal | undefined): AsyncGenerator<RgbFrame, void, undefined> {
         const frameSize = b.outWidth * b.outHeight * 3;
-        const expected = plan.ids.length;
+        const total = plan.ids.length;
+        // A frame wanted twice (fewer frames than requested) is decoded once and delivered for each of its places.
+        const unique = [...new Set(plan.ids)];
+        const expected = unique.length;
         const run = new DecodeRun(b, decodeArgs(b, { kind: "ids", plan }), frameSize, b.options.stallTimeout, this.#track, signal);
         let k = 0;
+        let delivered = 0;
         try {
             while (k < expected) {
                 const buf = new Uint8Array(frameSize);
                 const got = await run.read(buf);
                 this.#checkAlive(signal);
                 if (got < frameSize) break;
+                const id = unique[k]!;
                 k++;
                 b.options.onProgress?.({ framesDecoded: k, framesTotal: expected });
-                yield { index: k - 1, sampleIndex: plan.ids[k - 1]!, timestamp: plan.timestamps[k - 1]!, width: b.outWidth, height: b.outHeight, data: buf };
+                let copies = 0;
+                while (delivered < total && plan.ids[delivered] === id) {
+                    yield { index: delivered, sampleIndex: id, timestamp: plan.timestamps[delivered]!, width: b.outWidth, height: b.outHeight, data: copies++ === 0 ? buf : buf.slice() };
+                    delivered++;
+                }
             }
             const extra = k === expected ? await run.read(new Uint8Array(frameSize)) : 0;
             if (extra > 0) await run.child.kill("enough frames");
@@ -663,9 +672,9 @@ export class Video implements AsyncDisposable {
             this.#checkAlive(signal);
             this.#reportRun(run, end, k, "frames");
             if (k !== expected && !run.stalled) {
-                this.warnings.push(`expected the ${expected} frames [${plan.ids.join(", ")}] of the short range but ffmpeg delivered ${k}`);
+                this.warnings.push(`expected the ${expected} frames [${unique.join(", ")}] but ffmpeg delivered ${k}`);
             } else if (extra > 0) {
-                this.warnings.push(`ffmpeg matched more than the ${expected} frames expected in the short range; the extra ones were dropped`);
+                this.warnings.push(`ffmpeg matched more than the ${expected} frames expected; the extra ones were dropped`);
             }
             if (k === 0) {
                 throw new MediaDecodeError(b.input.description, `no frame could be decoded in the range${end.stderr ? `: ${lastLines(end.stderr, 3)}` : ""}`);
@@ -908,6 +917,42 @@ function decodeArgs(
 }
 
 /** Plans the sampling of an opened video (see the module notes). */
+/**
+ * The frames `ids` (indices on the stream, ascending, possibly repeated) found by their timestamps
+ * `start_time + i/avg_fps` with a `select` filter (exact for constant frame rate).
+ */
+function idsPlan(ids: number[], probe: ProbeDetails, formatStart: number): IdsPlan {
+    const times = ids.map((i) => probe.startTime + i / probe.fps);
+    const seekRel = Math.max(0, times[0]! - formatStart - 1);
+    const ss = seekRel > 0 ? formatSeconds(seekRel) : undefined;
+    const shift = formatStart + (ss === undefined ? 0 : Number(ss));
+    const half = formatSeconds(0.5 / probe.fps);
+    const select = [...new Set(times)].map((t) => `lt(abs(t-${formatSeconds(t - shift)}),${half})`).join("+");
+    // Stop decoding one second after the last wanted frame.
+    const t = formatSeconds(times[times.length - 1]! - shift + 1);
+    return { mode: "ids", ids, timestamps: times, ss, t, select };
+}
+
+/**
+ * `frames` evenly spread over the N frames of the video or range: `np.arange(0, N, N/frames).astype(int)` (float
+ * steps, truncated, as numpy computes them), Video-LLaVA's sampling.
+ */
+export function evenFrameIndices(n: number, frames: number): number[] {
+    const step = n / frames;
+    return Array.from({ length: frames }, (_, i) => Math.min(n - 1, Math.trunc(i * step)));
+}
+
+function evenPlan(probe: ProbeDetails, o: ResolvedOpenOptions, formatStart: number, frames: number): IdsPlan {
+    const count = probe.frameCount ?? (Number.isFinite(probe.duration) && probe.fps > 0 ? Math.floor(probe.duration * probe.fps) : undefined);
+    if (!(probe.fps > 0) || count === undefined || count <= 0) {
+        throw new InvalidOptionError("frames", "fps and maxFrames for this video", frames, "its frame count or frame rate is unknown, so frames cannot be spread over it");
+    }
+    const first = o.start !== undefined ? Math.max(0, Math.ceil((o.start - probe.startTime) * probe.fps - 1e-6)) : 0;
+    const end = o.end !== undefined ? Math.min(count, Math.floor((o.end - probe.startTime) * probe.fps - 1e-6) + 1) : count;
+    if (end <= first) throw new InvalidOptionError("start", "a range that contains at least one frame", o.start);
+    return idsPlan(evenFrameIndices(end - first, frames).map((i) => first + i), probe, formatStart);
+}
+
 function makePlan(probe: ProbeDetails, o: ResolvedOpenOptions, warnings: string[]): FpsPlan | IdsPlan {
     const formatStart = Number(probe.formatStartMicros) / 1e6;
     const fileEnd = Number.isFinite(probe.duration) ? formatStart + probe.duration : undefined;
@@ -917,6 +962,7 @@ function makePlan(probe: ProbeDetails, o: ResolvedOpenOptions, warnings: string[
     if (o.end !== undefined && o.end <= probe.startTime) {
         throw new InvalidOptionError("end", `a time after the start of the video (${formatSeconds(probe.startTime)} s)`, o.end);
     }
+    if (o.frames !== undefined) return evenPlan(probe, o, formatStart, o.frames);
     if (o.start !== undefined && o.end !== undefined && o.end - o.start < 1) {
         if (probe.fps > 0 && probe.frameCount !== undefined) {
             const ids = decordFrameIndices({
@@ -928,15 +974,7 @@ function makePlan(probe: ProbeDetails, o: ResolvedOpenOptions, warnings: string[
                 maxFrames: o.maxFrames,
             });
             if (ids.length === 0) throw new InvalidOptionError("start", "a range that contains at least one frame", o.start);
-            const times = ids.map((i) => probe.startTime + i / probe.fps);
-            const seekRel = Math.max(0, times[0]! - formatStart - 1);
-            const ss = seekRel > 0 ? formatSeconds(seekRel) : undefined;
-            const shift = formatStart + (ss === undefined ? 0 : Number(ss));
-            const half = formatSeconds(0.5 / probe.fps);
-            const select = times.map((t) => `lt(abs(t-${formatSeconds(t - shift)}),${half})`).join("+");
-            // Stop decoding one second after the last wanted frame.
-            const t = formatSeconds(times[times.length - 1]! - shift + 1);
-            return { mode: "ids", ids, timestamps: times, ss, t, select };
+            return idsPlan(ids, probe, formatStart);
         }
         warnings.push("the video's frame rate or frame count is unknown, so the reference's short-range frame indexing cannot be used; sampling the range with the fps filter");
     }

@@ -63,6 +63,12 @@ export interface VideoOpenOptions extends FfmpegOptions {
      * reference's `np.linspace(0, n-1, maxFrames, dtype=int)` picks which. Default 180. Integer >= 1.
      */
     maxFrames?: number;
+    /**
+     * Exactly this many frames, spread evenly over the video (or the `start`..`end` range): of its N frames, frame
+     * `floor(i·N/frames)` for i = 0..frames−1 — Video-LLaVA's sampling (the HF examples' `np.arange(0, N, N/8)`).
+     * Replaces `fps` and `maxFrames`. Needs the video's frame count and rate (ffprobe). Integer 1..10000.
+     */
+    frames?: number;
     /** Start of the range to sample, in seconds on the stream's timeline (the timeline of the frame timestamps). */
     start?: number;
     /** End of the range to sample, in seconds on the stream's timeline; must be greater than `start`. */
@@ -115,6 +121,8 @@ export interface FromFramesOptions {
 export interface ResolvedOpenOptions {
     fps: number;
     maxFrames: number;
+    /** Evenly spread frame count (replaces fps/maxFrames), when given. */
+    frames: number | undefined;
     start: number | undefined;
     end: number | undefined;
     ffmpegPath: string | undefined;
@@ -124,13 +132,17 @@ export interface ResolvedOpenOptions {
     stallTimeout: number;
 }
 
-const OPEN_KEYS = ["fps", "maxFrames", "start", "end", "ffmpegPath", "signal", "onProgress", "maxPixels", "stallTimeout"] as const;
+const OPEN_KEYS = ["fps", "maxFrames", "frames", "start", "end", "ffmpegPath", "signal", "onProgress", "maxPixels", "stallTimeout"] as const;
 
 /** @internal Validates the options of {@link Video.open}; throws {@link InvalidOptionError}. */
 export function resolveOpenOptions(options: VideoOpenOptions | undefined): ResolvedOpenOptions {
     const o = checkOptionsObject(options, OPEN_KEYS) as VideoOpenOptions;
     const fps = optionalPositive("fps", o.fps, 1000, DEFAULT_FPS);
     const maxFrames = optionalInteger("maxFrames", o.maxFrames, 1, 1_000_000, DEFAULT_MAX_FRAMES);
+    const frames = optionalInteger("frames", o.frames, 1, 10_000);
+    if (frames !== undefined && (o.fps !== undefined || o.maxFrames !== undefined)) {
+        throw new InvalidOptionError("frames", "frames alone, or fps and maxFrames", frames, "frames replaces fps and maxFrames; give one or the other");
+    }
     const start = optionalNumber("start", o.start, 0, 1e9);
     const end = optionalNumber("end", o.end, 0, 1e9);
     if (start !== undefined && end !== undefined && end <= start) {
@@ -141,6 +153,7 @@ export function resolveOpenOptions(options: VideoOpenOptions | undefined): Resol
     return {
         fps,
         maxFrames,
+        frames,
         start,
         end,
         ffmpegPath,

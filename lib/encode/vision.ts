@@ -11,8 +11,7 @@ import { isNativeError } from "../native/errors.js";
 import { native } from "../native/load.js";
 import type { NativeEncodeResult, NativeFrameState, NativeVision, NativeVisionHparams, NativeVisionItem } from "../native/types.js";
 import type { Image } from "../decode/Image.js";
-import { mergeSize, requestSizes, resizeBudget } from "../family/videollama3.js";
-import type { ResizeBudget } from "../preprocess/resize-rule.js";
+import { familyOf, geometryItem } from "../family/index.js";
 import { encodePatches, preprocessFrames, pruneFrame } from "./stages.js";
 
 /** Options of {@link Model.encode} and {@link Vision.encode}. */
@@ -78,11 +77,6 @@ export class VisionProjector {
         }
     }
 
-    /** The resize budget of one request: patch size, minimum tokens per item and the token budget. */
-    get budget(): ResizeBudget {
-        return resizeBudget(this.info);
-    }
-
     /**
      * Encodes images/frames (one call at a time; calls queue). Aborting rejects with the signal's reason.
      *
@@ -121,19 +115,15 @@ export class VisionProjector {
     async encodeImage(image: Image, signal: AbortSignal | undefined): Promise<EncodeResult> {
         if (signal?.aborted) throw signal.reason;
         const decoded = await image.decode();
-        const merge = mergeSize("image", this.info);
-        const [target] = requestSizes([{ height: decoded.height, width: decoded.width, mergeSize: merge }], this.info);
-        const f = this.info.patchSize * merge;
-        const encoded = await this.encode(
-            [{ rgb: decoded.data, width: decoded.width, height: decoded.height, targetWidth: target!.width, targetHeight: target!.height, merge }],
-            { signal },
-        );
+        const geometry = familyOf(this.info).imageGeometry(decoded.width, decoded.height, this.info);
+        const encoded = await this.encode([{ rgb: decoded.data, width: decoded.width, height: decoded.height, ...geometryItem(geometry) }], { signal });
+        const size = geometry.crop ?? geometry.resize;
         return {
             embeddings: encoded.embeddings.toFloat32Array(),
             tokens: encoded.counts[0]!,
             width: encoded.embeddings.width,
-            grid: { height: target!.height / f, width: target!.width / f },
-            size: { height: target!.height, width: target!.width },
+            grid: { ...geometry.grid },
+            size: { height: size.height, width: size.width },
         };
     }
 
@@ -167,7 +157,11 @@ async function checkProjectorFile(path: string): Promise<void> {
         throw new ModelLoadError(path, "WRONG_KIND", `this is not a vision projector (general.architecture is "${file.getString("general.architecture") ?? "missing"}"); pass the text model as \`model\``);
     }
     const projector = file.getString("clip.projector_type");
-    if (projector !== "videollama3") {
-        throw new ModelLoadError(path, "UNSUPPORTED_ARCHITECTURE", `projector type "${projector ?? "missing"}" is not supported (vidllama runs VideoLLaMA3 projectors)`);
+    if (projector !== "videollama3" && projector !== "video_llava") {
+        throw new ModelLoadError(
+            path,
+            "UNSUPPORTED_ARCHITECTURE",
+            `projector type "${projector ?? "missing"}" is not supported (vidllama runs VideoLLaMA3 and Video-LLaVA projectors)`,
+        );
     }
 }

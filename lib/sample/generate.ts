@@ -26,6 +26,11 @@ export interface GenerateOptions {
     onChunk: ((chunk: string) => void) | undefined;
     /** Timeline group of the evaluated answer tokens. */
     group?: number;
+    /**
+     * Drop the space SentencePiece puts before the first word (LLaMA vocabularies: the first token of "The" is
+     * "▁The"), as Hugging Face's decode and libllama's detokenize do, so that the text equals the tokens' detokenization.
+     */
+    stripLeadingSpace?: boolean;
 }
 
 export interface Generation {
@@ -61,7 +66,9 @@ export async function generate(
             break;
         }
         tokens.push(token);
-        const released = matcher.push(decoder.decode(model.tokenPiece(token, false), { stream: true }));
+        let piece = decoder.decode(model.tokenPiece(token, false), { stream: true });
+        if (tokens.length === 1 && o.stripLeadingSpace && piece.startsWith(" ")) piece = piece.slice(1);
+        const released = matcher.push(piece);
         if (released.length > 0) callSafely(o.onChunk, released);
         callSafely(o.onToken, { token, text: released });
         if (matcher.stopped) {

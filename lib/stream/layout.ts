@@ -10,11 +10,11 @@
  */
 import { ChatTemplateError } from "../errors.js";
 import { tokenizePieces, type ChatTemplate, type PromptTokenizer, type TemplateMessage } from "../chat/template.js";
-import { streamFrameMessage } from "../family/videollama3.js";
+import type { FamilyInfo, ModelFamily } from "../family/types.js";
 
 /** The tokens of one frame message around its visual tokens. */
 export interface FrameLayout {
-    /** Text tokens before the visual tokens (e.g. `<|stream_start|>stream\n` [+ `Time 3.0s: `]). */
+    /** Text tokens before the visual tokens (e.g. `<|stream_start|>stream\n` [+ `Time 3.0s: `]; Video-LLaVA `USER: `). */
     before: number[];
     /** Text tokens after them (e.g. `\n<|stream_end|>`). */
     after: number[];
@@ -23,17 +23,20 @@ export interface FrameLayout {
 export class StreamLayout {
     readonly #template: ChatTemplate;
     readonly #tokenizer: PromptTokenizer;
-    readonly #imageTokenId: number;
+    readonly #family: ModelFamily;
+    /** The placeholder token of a live frame. */
+    readonly #frameToken: number;
     readonly #variables: Record<string, unknown>;
     readonly #sinkMessages: TemplateMessage[];
     readonly #sink: number[];
     /** Frame layouts of the untimed frame after a frame (identical for every frame): rendered once. */
     #untimedFrame: FrameLayout | undefined;
 
-    constructor(template: ChatTemplate, tokenizer: PromptTokenizer, imageTokenId: number, imageToken: string, systemPrompt: string | undefined) {
+    constructor(template: ChatTemplate, tokenizer: PromptTokenizer, family: ModelFamily, info: FamilyInfo, imageToken: string, systemPrompt: string | undefined) {
         this.#template = template;
         this.#tokenizer = tokenizer;
-        this.#imageTokenId = imageTokenId;
+        this.#family = family;
+        this.#frameToken = family.streamFramePlaceholder(info);
         this.#variables = { image_token: imageToken };
         this.#sinkMessages = systemPrompt !== undefined ? [{ role: "system", content: systemPrompt }] : [];
         if (this.#sinkMessages.length > 0) {
@@ -41,7 +44,7 @@ export class StreamLayout {
         } else {
             // What the template writes before any message whatever it is (a default system prompt, if it has one):
             // the common beginning of a conversation that starts with a frame and one that starts with a question.
-            const a = this.#tokens([streamFrameMessage(undefined)], false);
+            const a = this.#tokens([family.streamFrameMessage(undefined)], false);
             const b = this.#tokens([{ role: "user", content: "?" }], false);
             let n = 0;
             while (n < a.length && n < b.length && a[n] === b[n]) n++;
@@ -61,12 +64,13 @@ export class StreamLayout {
 
     /** A frame message after `previous` (the last message appended, if any). */
     frame(timestamp: number | undefined, previous: TemplateMessage | undefined): FrameLayout {
-        const cacheable = timestamp === undefined && previous?.role === "stream";
+        const message = this.#family.streamFrameMessage(timestamp);
+        const cacheable = timestamp === undefined && previous !== undefined && JSON.stringify(previous) === JSON.stringify(this.#family.streamFrameMessage(undefined));
         if (cacheable && this.#untimedFrame) return this.#untimedFrame;
-        const tokens = this.#delta(streamFrameMessage(timestamp), previous, false);
-        const at = tokens.indexOf(this.#imageTokenId);
-        if (at < 0 || tokens.indexOf(this.#imageTokenId, at + 1) >= 0) {
-            throw new ChatTemplateError("The chat template does not render a stream frame as exactly one image placeholder; it cannot lay out live streams");
+        const tokens = this.#delta(message, previous, false);
+        const at = tokens.indexOf(this.#frameToken);
+        if (at < 0 || tokens.indexOf(this.#frameToken, at + 1) >= 0) {
+            throw new ChatTemplateError("The chat template does not render a stream frame as exactly one placeholder; it cannot lay out live streams");
         }
         const layout = { before: tokens.slice(0, at), after: tokens.slice(at + 1) };
         if (cacheable) this.#untimedFrame = layout;

@@ -215,6 +215,16 @@ SamplerWrap::SamplerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Sam
     p.presence_penalty = static_cast<float>(opt_number(o, "presencePenalty", p.presence_penalty, -1e6, 1e6));
     p.penalty_last_n = static_cast<int32_t>(opt_int(o, "penaltyLastN", p.penalty_last_n, -1, 1 << 30));
     p.seed = static_cast<uint32_t>(opt_int(o, "seed", p.seed, 0, 0xFFFFFFFFLL));
+    Napi::Value banned = o.Get("banned");
+    if (!banned.IsUndefined() && !banned.IsNull()) {
+        if (!banned.IsArray()) throw Napi::TypeError::New(env, "params.banned must be an array of token ids");
+        Napi::Array list = banned.As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length(); i++) {
+            Napi::Value t = list.Get(i);
+            if (!t.IsNumber()) throw Napi::TypeError::New(env, "params.banned must be an array of token ids");
+            p.banned.push_back(t.As<Napi::Number>().Int32Value());
+        }
+    }
     sampler_ = std::make_shared<Sampler>(model_->get(), p);
 }
 

@@ -19,6 +19,8 @@ struct SamplerParams {
     float presence_penalty = 0.0f;
     int32_t penalty_last_n = 64;  // how many recent tokens the penalties look at
     uint32_t seed = LLAMA_DEFAULT_SEED;
+    // Tokens that are never sampled (a family's placeholder ids): their logits become -inf before anything else.
+    std::vector<llama_token> banned;
 };
 
 class Sampler {

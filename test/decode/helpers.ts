@@ -106,6 +106,12 @@ export function numpyLinspace(cases: [number, number][]): number[][] {
     return JSON.parse(execFileSync("python3", ["-c", py, JSON.stringify(cases)]).toString("utf8")) as number[][];
 }
 
+/** Video-LLaVA's HF sampling `np.arange(0, total, total / n).astype(int)`, in Python, for each (total, n). */
+export function numpyArangeIndices(cases: [number, number][]): number[][] {
+    const py = "import json,sys\nimport numpy as np\nprint(json.dumps([np.arange(0,t,t/n).astype(int).tolist() for t,n in json.loads(sys.argv[1])]))";
+    return JSON.parse(execFileSync("python3", ["-c", py, JSON.stringify(cases)]).toString("utf8")) as number[][];
+}
+
 /** The reference's decord short-range index computation (`load_video_from_ids` + `frame_sample`), in Python. */
 export function referenceDecordIndices(cases: { s: number; e: number; vid_fps: number; n: number; fps: number; max_frames: number }[]): number[][] {
     const py = String.raw`

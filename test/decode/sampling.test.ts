@@ -6,7 +6,9 @@
 import { afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Video } from "../../lib/decode/Video.js";
 import { frameId, isSolid, videoFixture, type FixtureName } from "../fixtures/videos.js";
-import { collect, expectNoLeakedChildren, ffmpegFrames, hasNumpy, md5, numpyLinspace, referenceDecordIndices, referenceLoad } from "./helpers.js";
+import { collect, expectNoLeakedChildren, ffmpegFrames, hasNumpy, md5, numpyArangeIndices, numpyLinspace, referenceDecordIndices, referenceLoad } from "./helpers.js";
+import { evenFrameIndices } from "../../lib/decode/Video.js";
+import { InvalidOptionError } from "../../lib/errors.js";
 
 afterEach(() => expectNoLeakedChildren());
 
@@ -242,5 +244,32 @@ describe.runIf(hasNumpy())("against the reference loader (Python + numpy + the s
             expect(video.warnings).toEqual([]);
             await video.close();
         }
+    });
+
+    test("frames: N spreads N frames over the video as Video-LLaVA's HF examples do (floor(i·total/N))", async () => {
+        const cases: Array<{ fixture: FixtureName; frames: number; start?: number; end?: number; total: number; first: number }> = [
+            { fixture: "cfr30", frames: 8, total: 600, first: 0 },
+            { fixture: "cfr10", frames: 7, total: 125, first: 0 },
+            { fixture: "odd", frames: 32, total: 15, first: 0 }, // fewer frames than asked: some are delivered twice
+            { fixture: "cfr30", frames: 8, start: 4, end: 10, total: 180, first: 120 },
+        ];
+        const expected = hasNumpy()
+            ? numpyArangeIndices(cases.map((c) => [c.total, c.frames]))
+            : cases.map((c) => Array.from({ length: c.frames }, (_, i) => Math.floor((i * c.total) / c.frames)));
+        for (const [i, c] of cases.entries()) {
+            expect(evenFrameIndices(c.total, c.frames)).toEqual(expected[i]);
+            const f = videoFixture(c.fixture);
+            const video = await Video.open(f.path, { frames: c.frames, ...(c.start !== undefined ? { start: c.start, end: c.end } : {}) });
+            const plan = await video.plan();
+            expect(plan.count).toBe(c.frames);
+            const frames = await collect(video);
+            const ids = expected[i]!.map((k) => k + c.first);
+            expect(frames.map((fr) => frameId(fr.data, f.width, f.height))).toEqual(ids);
+            expect(frames.map((fr) => fr.sampleIndex)).toEqual(ids);
+            frames.forEach((fr, k) => expect(fr.timestamp).toBeCloseTo(ids[k]! / f.rate[0], 9));
+            expect(video.warnings).toEqual([]);
+            await video.close();
+        }
+        await expect(Video.open(videoFixture("cfr10").path, { frames: 8, fps: 2 })).rejects.toThrow(InvalidOptionError);
     });
 });

@@ -7,6 +7,8 @@
 import { Command, Option } from "commander";
 import type { PruneOption } from "../../chat/content.js";
 import { Video } from "../../decode/Video.js";
+import { InvalidOptionError } from "../../errors.js";
+import { familyOf } from "../../family/index.js";
 import type { VisionInfo } from "../../encode/vision.js";
 import { loadModel, type Model } from "../../Model.js";
 import type { PromptOptions } from "../../Session.js";
@@ -95,21 +97,25 @@ export interface VideoFlags {
     video: string[];
     fps?: number;
     maxFrames?: number;
+    frames?: number;
     start?: number;
     end?: number;
     pruneThreshold?: number;
-    prune: boolean;
+    /** --prune / --no-prune; undefined: the model family's default (VideoLLaMA3 on, Video-LLaVA off). */
+    prune?: boolean;
     ffmpeg?: string;
 }
 
 export function addVideoFlags(command: Command, what: string): Command {
     return command
         .option("--video <file>", `${what} (repeatable; needs ffmpeg)`, collect, [])
-        .option("--fps <n>", "frames sampled per second of video (default: the projector's, 1)", parseNumber("--fps", 0.001, 1000))
-        .option("--max-frames <n>", "at most this many frames per video, evenly subsampled (default: the projector's, 180)", parseInteger("--max-frames", 1, 100000))
+        .option("--fps <n>", "frames sampled per second of video (default: the projector's: VideoLLaMA3 1)", parseNumber("--fps", 0.001, 1000))
+        .option("--max-frames <n>", "at most this many frames per video, evenly subsampled (default: the projector's: VideoLLaMA3 180)", parseInteger("--max-frames", 1, 100000))
+        .option("--frames <n>", "exactly this many frames, evenly spread over the video (default for Video-LLaVA: 8)", parseInteger("--frames", 1, 10000))
         .option("--start <seconds>", "start of the video range", parseNumber("--start", 0, 1e9))
         .option("--end <seconds>", "end of the video range", parseNumber("--end", 0, 1e9))
         .option("--prune-threshold <x>", "Differential Frame Pruning threshold (default: the projector's, 0.1)", parseNumber("--prune-threshold", 0, 1e6))
+        .option("--prune", "Differential Frame Pruning of video frames (default: on for VideoLLaMA3, off for Video-LLaVA)")
         .option("--no-prune", "keep every visual token of every frame")
         .option("--ffmpeg <path>", "the ffmpeg executable to use (else $VIDLLAMA_FFMPEG, ffmpeg-static, PATH)");
 }
@@ -122,8 +128,7 @@ export async function openVideos(flags: VideoFlags, vision: VisionInfo | undefin
     for (const source of flags.video) {
         opened.push(
             await Video.open(source, {
-                fps: flags.fps ?? vision?.videoFps ?? 1,
-                maxFrames: flags.maxFrames ?? vision?.videoMaxFrames ?? 180,
+                ...videoSamplingFrom(flags, vision),
                 ...(flags.start !== undefined ? { start: flags.start } : {}),
                 ...(flags.end !== undefined ? { end: flags.end } : {}),
                 ...(flags.ffmpeg ? { ffmpegPath: flags.ffmpeg } : {}),
@@ -133,8 +138,22 @@ export async function openVideos(flags: VideoFlags, vision: VisionInfo | undefin
     }
 }
 
-/** The prune setting the flags ask for (undefined: the projector's defaults). */
-export function pruneFrom(flags: VideoFlags): PruneOption | undefined {
-    if (!flags.prune) return false;
-    return flags.pruneThreshold !== undefined ? { threshold: flags.pruneThreshold } : undefined;
+/** The frame sampling the flags ask for: --frames, or --fps/--max-frames, else the model family's default. */
+export function videoSamplingFrom(flags: VideoFlags, vision: VisionInfo | undefined): { frames: number } | { fps: number; maxFrames: number } {
+    if (flags.frames !== undefined) {
+        if (flags.fps !== undefined || flags.maxFrames !== undefined) throw new InvalidOptionError("--frames", "--frames alone, or --fps/--max-frames", flags.frames, "--frames replaces --fps and --max-frames; give one or the other");
+        return { frames: flags.frames };
+    }
+    if (flags.fps === undefined && flags.maxFrames === undefined && vision) return familyOf(vision).videoSampling(vision);
+    return { fps: flags.fps ?? (vision?.videoFps || 1), maxFrames: flags.maxFrames ?? (vision?.videoMaxFrames || 180) };
+}
+
+/** The prune setting the flags ask for (undefined: the model family's default); --prune-threshold implies --prune. */
+export function pruneFrom(flags: Pick<VideoFlags, "prune" | "pruneThreshold">): PruneOption | undefined {
+    if (flags.prune === false) {
+        if (flags.pruneThreshold !== undefined) throw new InvalidOptionError("--prune-threshold", "no --no-prune", flags.pruneThreshold, "--prune-threshold and --no-prune cannot be used together");
+        return false;
+    }
+    if (flags.pruneThreshold !== undefined) return { threshold: flags.pruneThreshold };
+    return flags.prune;
 }

@@ -14,17 +14,18 @@ import { fileURLToPath } from "node:url";
 import { createInterface, type Interface } from "node:readline";
 import { Command, InvalidArgumentError, Option, type CommanderError } from "commander";
 import { VidllamaError } from "../../errors.js";
+import { familyOf } from "../../family/index.js";
 import type { Model } from "../../Model.js";
 import { StreamSourceError, type AskOptions, type IngestOptions, type IngestResult, type Stream, type StreamOptions, type StreamSource, type StreamStats, type StreamWindow } from "../../Stream.js";
 import { interruptSignal, parseInteger, parseNumber, reportError } from "../shared.js";
-import { addModelFlags, addSamplingFlags, collect, loadModelWithProgress, promptOptionsFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
+import { addModelFlags, addSamplingFlags, collect, loadModelWithProgress, promptOptionsFrom, pruneFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
 
 interface StreamFlags extends ModelFlags, SamplingFlags {
     fps?: number;
     window?: StreamWindow;
     system?: string;
     timestamps?: boolean;
-    prune: boolean;
+    prune?: boolean;
     pruneThreshold?: number;
     follow?: boolean;
     inputFormat?: string;
@@ -54,6 +55,7 @@ export function streamCommand(): Command {
         .option("-s, --system <text>", "system prompt at the start of the stream (never evicted)")
         .option("--timestamps", "write each frame's stream time before it (off by default: VideoLLaMA3's streaming training samples carry no time text)")
         .option("--prune-threshold <x>", "Differential Frame Pruning threshold (default: the projector's, 0.1)", parseNumber("--prune-threshold", 0, 1e6))
+        .option("--prune", "Differential Frame Pruning of the frames (default: on for VideoLLaMA3, off for Video-LLaVA)")
         .option("--no-prune", "keep every visual token of every frame")
         .option("--follow", "<source> is a file still being written: keep reading as it grows (ends after --idle-timeout without growth)")
         .option("--input-format <format>", "read <source> as a capture device of this ffmpeg input format (v4l2, avfoundation, dshow, gdigrab, x11grab, …)")
@@ -110,7 +112,7 @@ function checkFlags(source: string, flags: Flags, cmd: Command): SourceKind {
     if (flags.follow && kind !== "file") usage(`--follow is for a file that is still being written; <source> is ${describeKind(kind)}`);
     if (flags.reconnect && kind !== "url") usage(`--reconnect is for URL sources; <source> is ${describeKind(kind)}`);
     if (flags.idleTimeout !== undefined && !(kind === "url" || (kind === "file" && flags.follow))) usage("--idle-timeout applies to a URL or a --follow file");
-    if (!flags.prune && flags.pruneThreshold !== undefined) usage("--prune-threshold and --no-prune cannot be used together");
+    if (flags.prune === false && flags.pruneThreshold !== undefined) usage("--prune-threshold and --no-prune cannot be used together");
     if (flags.every !== undefined && flags.ask.length === 0) usage("--every needs at least one --ask question");
     if (flags.ask.some((q) => q.trim() === "")) usage("--ask needs a non-empty question");
     return kind;
@@ -156,8 +158,8 @@ async function runStream(source: string, kind: SourceKind, flags: Flags): Promis
                 threads: flags.threads,
                 queue: { size: flags.queueSize, policy: flags.queuePolicy ?? (kind === "file" && !flags.follow ? "wait" : undefined) },
             };
-            if (!flags.prune) options.prune = false;
-            else if (flags.pruneThreshold !== undefined) options.prune = { threshold: flags.pruneThreshold };
+            const prune = pruneFrom(flags);
+            if (prune !== undefined) options.prune = prune;
             stream = await model.createStream(options);
         } catch (err) {
             await model.dispose();
@@ -262,7 +264,7 @@ class LiveRun {
                     model: this.#model.info.description,
                     contextSize: s.contextSize,
                     kvTokens: s.kvTokens,
-                    fps: this.#flags.fps ?? this.#model.visionInfo?.videoFps ?? null,
+                    fps: this.#flags.fps ?? (this.#model.visionInfo ? familyOf(this.#model.visionInfo).streamFps(this.#model.visionInfo) : null),
                     window: this.#flags.window,
                     timestamps: this.#flags.timestamps === true,
                 });
