@@ -1,6 +1,8 @@
 /**
- * VideoLLaMA3 Hugging Face checkpoint → two GGUF files (docs/gguf-format.md): the Qwen2 text model with its
- * tokenizer, loadable by stock llama.cpp, and the vision projector (SigLIP-NaViT encoder + MLP projector).
+ * Hugging Face checkpoint → two GGUF files (docs/gguf-format.md): the text model with its tokenizer, loadable by stock
+ * llama.cpp, and the vision projector. Two families are understood (lib/convert/families/): VideoLLaMA3 (Qwen2 +
+ * SigLIP-NaViT) and Video-LLaVA (LLaMA + two CLIP towers); a family supplies the config reading, tokenizer, tensor
+ * plans and metadata, and everything else below is the same pipeline for both.
  *
  * Tensors are streamed: each is read from its safetensors shard a slab of rows at a time into reused buffers,
  * upcast to f32 (exact), converted/quantized by ggml through the native addon, checked against the source, and
@@ -15,7 +17,6 @@ import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { ConversionError } from "../errors.js";
 import { GgufWriter } from "../gguf/writer.js";
-import { GgufValueType } from "../gguf/types.js";
 import { native } from "../native/load.js";
 import {
     checkOptionsObject,
@@ -28,13 +29,13 @@ import {
     requiredString,
     throwIfAborted,
 } from "../validate.js";
-import { readCheckpointConfig, type CheckpointConfig } from "./hf-config.js";
+import { VISION_ACTIVATIONS, type VisionActivation } from "./family.js";
+import { familyOfConfig } from "./families/index.js";
+import { readJsonFile } from "./hf-config.js";
 import {
-    FILE_TYPE,
     MMPROJ_OUTPUT_TYPES,
     TEXT_OUTPUT_TYPES,
     blockSize,
-    isQuantized,
     selectMmprojTensorTypes,
     selectTextTensorTypes,
     type MmprojOutputType,
@@ -50,16 +51,22 @@ import {
     toFloat32,
     type SafetensorsTensor,
 } from "./safetensors.js";
-import { isIgnorableTensor, textTensorPlans, visionTensorPlans, type TensorPlan } from "./tensor-map.js";
-import { readVocabulary, type GgufVocabulary } from "./tokenizer.js";
+import type { TensorPlan } from "./tensor-map.js";
 import { ErrorStats, accumulateError } from "./verify.js";
+
+export { writeMmprojMetadata, writeTextMetadata } from "./families/videollama3.js";
+export { VIDEO_LLAVA_DEFAULT_CHAT_TEMPLATE } from "./families/video-llava.js";
+export type { VisionActivation } from "./family.js";
 
 /** How much of the converted data is decoded again and compared with the source. */
 export type VerifyMode = "all" | "sample" | "none";
 
 /** Options of {@link convertCheckpoint}. */
 export interface ConvertOptions {
-    /** The Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer files, ...). */
+    /**
+     * The Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer files, ...): VideoLLaMA3
+     * (`model_type: videollama3_qwen2`) or Video-LLaVA (`model_type: video_llava`).
+     */
     input: string;
     /** Directory for the two GGUF files; created when missing. */
     outDir: string;
@@ -85,6 +92,11 @@ export interface ConvertOptions {
      * source; `"all"` checks every value; `"none"` skips the check.
      */
     verify?: VerifyMode;
+    /**
+     * Video-LLaVA only: the CLIP towers' MLP activation written to the projector (`clip.use_gelu`), overriding
+     * `vision_config.hidden_act`. Default: the config's (`quick_gelu` when unset, as Hugging Face runs the model).
+     */
+    visionAct?: VisionActivation;
 }
 
 /** A progress report. Byte counts refer to the checkpoint's tensor data (the work to do). */
@@ -173,7 +185,7 @@ export function outputFileNames(name: string, type: TextOutputType, mmprojType: 
 }
 
 /**
- * Converts a VideoLLaMA3 Hugging Face checkpoint to `<name>-<type>.gguf` (text model) and
+ * Converts a VideoLLaMA3 or Video-LLaVA Hugging Face checkpoint to `<name>-<type>.gguf` (text model) and
  * `mmproj-<name>-<mmprojType>.gguf` (vision projector) in `outDir`.
  *
  * Throws {@link ConversionError} (naming the file and tensor) for an unknown architecture, a missing or unexpected
@@ -183,7 +195,7 @@ export function outputFileNames(name: string, type: TextOutputType, mmprojType: 
  */
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
     const started = performance.now();
-    const o = checkOptionsObject(options, ["input", "outDir", "type", "mmprojType", "force", "name", "signal", "onProgress", "threads", "verify"]);
+    const o = checkOptionsObject(options, ["input", "outDir", "type", "mmprojType", "force", "name", "signal", "onProgress", "threads", "verify", "visionAct"]);
     const input = resolve(requiredString("input", o.input));
     const outDir = resolve(requiredString("outDir", o.outDir));
     const type = optionalEnum("type", o.type, TEXT_OUTPUT_TYPES, "f16");
@@ -193,6 +205,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     const onProgress = optionalFunction<(p: ConvertProgress) => void>("onProgress", o.onProgress);
     const threads = optionalInteger("threads", o.threads, 1, 1024, availableParallelism());
     const verify = optionalEnum("verify", o.verify, ["all", "sample", "none"] as const, "sample");
+    const visionAct = optionalEnum("visionAct", o.visionAct, VISION_ACTIVATIONS);
     const name = optionalString("name", o.name) ?? basename(input);
     if (name.length === 0 || /[/\\]/.test(name) || name === "." || name === "..") {
         throw new ConversionError(`the model name ${JSON.stringify(name)} cannot be used in a file name`);
@@ -212,14 +225,17 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         onProgress?.({ tensorCount: 0, bytesDone: 0, bytesTotal: 0, ...p });
     };
     report({ phase: "prepare" });
-    const config = await readCheckpointConfig(input);
+    const configPath = join(input, "config.json");
+    const rawConfig = (await readJsonFile(configPath, true))!;
+    const family = familyOfConfig(rawConfig, configPath);
+    const familyCheckpoint = await family.readConfig(input, rawConfig, visionAct === undefined ? {} : { visionAct });
     const checkpoint = await openCheckpointTensors(input);
     throwIfAborted(signal);
-    const vocab = await readVocabulary(input, config.text);
+    const conversion = await familyCheckpoint.plan(checkpoint);
     throwIfAborted(signal);
 
-    const textPlans = textTensorPlans(config.text);
-    const visionPlans = visionTensorPlans(config.vision, config.text.hiddenSize);
+    const textPlans = conversion.textPlans;
+    const visionPlans = conversion.mmprojPlans;
     const used = new Set<string>();
     const resolvePlan = (p: TensorPlan): SafetensorsTensor => {
         const t = checkpoint.tensors.get(p.hf);
@@ -244,9 +260,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     const textSources = textPlans.map(resolvePlan);
     const visionSources = visionPlans.map(resolvePlan);
     for (const t of checkpoint.tensors.values()) {
-        if (used.has(t.name) || isIgnorableTensor(t.name)) continue;
-        if (t.name === "lm_head.weight" && config.text.tieWordEmbeddings) continue; // tied: HF ignores it too
-        throw new ConversionError("unexpected tensor: not part of a VideoLLaMA3 checkpoint with this config.json", {
+        if (used.has(t.name) || conversion.isSkipped(t.name)) continue;
+        throw new ConversionError(`unexpected tensor: not part of a ${family.label} checkpoint with this config.json`, {
             file: t.file,
             tensor: t.name,
         });
@@ -255,15 +270,15 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     const textTypes = selectTextTensorTypes(
         type,
         textPlans.map((p) => ({ name: p.gguf, ne: p.ne })),
-        config.text.layers,
+        conversion.textLayers,
     );
     const mmprojTypes = selectMmprojTensorTypes(
         mmprojType,
         visionPlans.map((p) => ({ name: p.gguf, ne: p.ne })),
     );
     const jobs: Job[] = [
-        ...textPlans.map((plan, i): Job => makeJob("text", plan, textSources[i]!, textTypes.get(plan.gguf)!)),
-        ...visionPlans.map((plan, i): Job => makeJob("mmproj", plan, visionSources[i]!, mmprojTypes.get(plan.gguf)!)),
+        ...textPlans.map((plan, i): Job => makeJob("text", plan, textSources[i]!, plan.f32 ? { type: "f32" } : textTypes.get(plan.gguf)!)),
+        ...visionPlans.map((plan, i): Job => makeJob("mmproj", plan, visionSources[i]!, plan.f32 ? { type: "f32" } : mmprojTypes.get(plan.gguf)!)),
     ];
     const bytesTotal = jobs.reduce((a, j) => a + j.source.byteLength, 0);
 
@@ -289,7 +304,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     const reader = new ShardReader();
     const buffers = new SlabBuffers();
     const results: ConvertedTensor[] = [];
-    const warnings = [...config.warnings, ...vocab.warnings];
+    const warnings = [...conversion.warnings];
     const state = { bytesDone: 0, index: 0 };
     const writers: GgufWriter[] = [];
     let textBytes = 0;
@@ -299,8 +314,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
             const fileJobs = jobs.filter((j) => j.file === file);
             const writer = new GgufWriter(temps[file]);
             writers.push(writer);
-            if (file === "text") writeTextMetadata(writer, config, vocab, name, type);
-            else writeMmprojMetadata(writer, config, name, mmprojType);
+            if (file === "text") conversion.writeTextMetadata(writer, name, type);
+            else conversion.writeMmprojMetadata(writer, name, mmprojType);
             for (const j of fileJobs) writer.addTensor(j.plan.gguf, j.choice.type, j.plan.ne);
             await writer.writeHeader();
             const finalPath = file === "text" ? textPath : mmprojPath;
@@ -424,10 +439,27 @@ interface ConvertContext {
 class SlabBuffers {
     read = Buffer.alloc(0);
     floats = new Float32Array(0);
+    /** Rows of `read` in the plan's order, for tensors whose rows are reordered (q/k of the `llama` architecture). */
+    reordered = Buffer.alloc(0);
 
-    ensure(values: number, bytesPerValue: number): void {
+    ensure(values: number, bytesPerValue: number, reorder = false): void {
         if (this.read.length < values * bytesPerValue) this.read = Buffer.alloc(Math.max(values * bytesPerValue, SLAB_VALUES * 2));
         if (this.floats.length < values) this.floats = new Float32Array(Math.max(values, SLAB_VALUES));
+        if (reorder && this.reordered.length < values * bytesPerValue) this.reordered = Buffer.alloc(this.read.length);
+    }
+}
+
+/**
+ * Copies the `n` source rows in `src` (whole groups of the plan's `rows.group`) to `dst` in the plan's order. Done on
+ * the checkpoint's raw bytes, before decoding, so the copy, widening and quantizing paths all see the reordered rows.
+ */
+function reorderRows(rows: NonNullable<TensorPlan["rows"]>, src: Buffer, dst: Buffer, n: number, rowBytes: number): void {
+    const { group, source } = rows;
+    for (let base = 0; base < n; base += group) {
+        for (let r = 0; r < group; r++) {
+            const from = (base + source[r]!) * rowBytes;
+            src.copy(dst, (base + r) * rowBytes, from, from + rowBytes);
+        }
     }
 }
 
@@ -437,7 +469,16 @@ async function* convertTensor(job: Job, ctx: ConvertContext): AsyncGenerator<Uin
     const ne0 = plan.ne[0]!;
     const nRows = plan.ne.slice(1).reduce((a, d) => a * d, 1);
     const srcSize = dtypeSize(source.dtype);
-    const rowsPerSlab = Math.max(1, Math.floor(SLAB_VALUES / ne0));
+    const reorder = plan.rows;
+    // a reordering moves rows only within a group: slabs hold whole groups so that every source row is at hand
+    const unit = reorder?.group ?? 1;
+    if (nRows % unit !== 0) {
+        throw new ConversionError(`${nRows} rows are not a whole number of groups of ${unit} (the q/k permutation)`, {
+            file: source.file,
+            tensor: source.name,
+        });
+    }
+    const rowsPerSlab = Math.max(1, Math.floor(SLAB_VALUES / ne0 / unit)) * unit;
     const type = choice.type;
     const copyAsIs = (type === "bf16" && source.dtype === "BF16") || (type === "f16" && source.dtype === "F16") || (type === "f32" && source.dtype === "F32");
     const exactWiden = type === "f32";
@@ -449,9 +490,13 @@ async function* convertTensor(job: Job, ctx: ConvertContext): AsyncGenerator<Uin
         const n = Math.min(rowsPerSlab, nRows - r0);
         const count = n * ne0;
         const srcBytes = count * srcSize;
-        ctx.buffers.ensure(count, srcSize);
-        const readBuffer = ctx.buffers.read;
-        await ctx.reader.read(source, r0 * ne0 * srcSize, srcBytes, readBuffer);
+        ctx.buffers.ensure(count, srcSize, reorder !== undefined);
+        await ctx.reader.read(source, r0 * ne0 * srcSize, srcBytes, ctx.buffers.read);
+        let readBuffer = ctx.buffers.read;
+        if (reorder) {
+            reorderRows(reorder, ctx.buffers.read, ctx.buffers.reordered, n, ne0 * srcSize);
+            readBuffer = ctx.buffers.reordered;
+        }
         let out: Uint8Array;
         if (copyAsIs) {
             out = readBuffer.subarray(0, srcBytes); // the checkpoint's own bytes: exact by construction
@@ -501,97 +546,4 @@ async function exists(path: string): Promise<boolean> {
     } catch {
         return false;
     }
-}
-
-// ---- metadata ----------------------------------------------------------------------------------------------------
-
-/** The text GGUF's metadata (docs/gguf-format.md). Exported for the benchmarks' random-weight files; not public API. @internal */
-export function writeTextMetadata(w: GgufWriter, config: CheckpointConfig, vocab: GgufVocabulary, name: string, type: TextOutputType): void {
-    const t = config.text;
-    w.setString("general.architecture", "qwen2");
-    w.setString("general.type", "model");
-    w.setString("general.name", name);
-    w.setU32("general.file_type", FILE_TYPE[type]);
-    if (isQuantized(textDefaultStorage(type))) w.setU32("general.quantization_version", 2);
-    w.setU32("qwen2.context_length", t.contextLength);
-    w.setU32("qwen2.embedding_length", t.hiddenSize);
-    w.setU32("qwen2.feed_forward_length", t.intermediateSize);
-    w.setU32("qwen2.block_count", t.layers);
-    w.setU32("qwen2.attention.head_count", t.heads);
-    w.setU32("qwen2.attention.head_count_kv", t.kvHeads);
-    w.setF32("qwen2.rope.freq_base", t.ropeTheta);
-    w.setF32("qwen2.attention.layer_norm_rms_epsilon", t.rmsNormEps);
-    if (t.ropeScaling) {
-        w.setString("qwen2.rope.scaling.type", t.ropeScaling.type);
-        if (t.ropeScaling.factor !== undefined) w.setF32("qwen2.rope.scaling.factor", t.ropeScaling.factor);
-        if (t.ropeScaling.originalContextLength !== undefined) {
-            w.setU32("qwen2.rope.scaling.original_context_length", t.ropeScaling.originalContextLength);
-        }
-    }
-    w.setString("tokenizer.ggml.model", "gpt2");
-    w.setString("tokenizer.ggml.pre", "qwen2");
-    w.setArray("tokenizer.ggml.tokens", GgufValueType.STRING, vocab.tokens);
-    w.setArray("tokenizer.ggml.token_type", GgufValueType.INT32, vocab.tokenTypes);
-    w.setArray("tokenizer.ggml.merges", GgufValueType.STRING, vocab.merges);
-    w.setU32("tokenizer.ggml.eos_token_id", vocab.eosTokenId);
-    w.setU32("tokenizer.ggml.eot_token_id", vocab.eotTokenId);
-    if (vocab.padTokenId !== undefined) w.setU32("tokenizer.ggml.padding_token_id", vocab.padTokenId);
-    if (vocab.bosTokenId !== undefined) w.setU32("tokenizer.ggml.bos_token_id", vocab.bosTokenId);
-    w.setBool("tokenizer.ggml.add_bos_token", vocab.addBosToken);
-    if (vocab.chatTemplate !== undefined) w.setString("tokenizer.chat_template", vocab.chatTemplate);
-    w.setU32("videollama3.image_token_id", t.imageTokenIndex);
-    if (vocab.streamStartTokenId !== undefined) w.setU32("videollama3.stream_start_token_id", vocab.streamStartTokenId);
-    if (vocab.streamEndTokenId !== undefined) w.setU32("videollama3.stream_end_token_id", vocab.streamEndTokenId);
-    const g = config.generation;
-    if (g.temperature !== undefined) w.setF32("videollama3.generation.temperature", g.temperature);
-    if (g.topP !== undefined) w.setF32("videollama3.generation.top_p", g.topP);
-    if (g.topK !== undefined) w.setU32("videollama3.generation.top_k", g.topK);
-    if (g.repetitionPenalty !== undefined) w.setF32("videollama3.generation.repetition_penalty", g.repetitionPenalty);
-    if (g.doSample !== undefined) w.setBool("videollama3.generation.do_sample", g.doSample);
-}
-
-function textDefaultStorage(type: TextOutputType): StorageType {
-    return type === "q4_k_m" ? "q4_K" : type;
-}
-
-/** The vision projector's settings not stored in the checkpoint: fixed in the reference code (spec §2, §5). */
-const VISION_ROPE_THETA = 10000;
-const VIDEO_MAX_FRAMES = 180;
-const DIFF_THRESHOLD = 0.1;
-const MIN_TOKENS_PER_FRAME = 1;
-
-/** The vision projector GGUF's metadata (docs/gguf-format.md). Exported for the benchmarks; not public API. @internal */
-export function writeMmprojMetadata(w: GgufWriter, config: CheckpointConfig, name: string, type: MmprojOutputType): void {
-    const v = config.vision;
-    const p = config.processor;
-    w.setString("general.architecture", "clip");
-    w.setString("general.type", "mmproj");
-    w.setString("general.name", name);
-    w.setU32("general.file_type", FILE_TYPE[type]);
-    w.setString("clip.projector_type", "videollama3");
-    w.setBool("clip.has_vision_encoder", true);
-    w.setU32("clip.vision.embedding_length", v.hiddenSize);
-    w.setU32("clip.vision.feed_forward_length", v.intermediateSize);
-    w.setU32("clip.vision.block_count", v.layers);
-    w.setU32("clip.vision.attention.head_count", v.heads);
-    w.setF32("clip.vision.attention.layer_norm_epsilon", v.layerNormEps);
-    w.setU32("clip.vision.patch_size", v.patchSize);
-    w.setU32("clip.vision.projection_dim", config.text.hiddenSize);
-    w.setArray("clip.vision.image_mean", GgufValueType.FLOAT32, p.imageMean);
-    w.setArray("clip.vision.image_std", GgufValueType.FLOAT32, p.imageStd);
-    w.setF32("videollama3.vision.rope.freq_base", VISION_ROPE_THETA);
-    w.setString("videollama3.vision.hidden_act", v.hiddenAct);
-    w.setString("videollama3.projector.type", config.text.projectorType);
-    w.setU32("videollama3.image.merge_size", p.imageMergeSize);
-    w.setU32("videollama3.video.merge_size", p.videoMergeSize);
-    w.setU32("videollama3.image.min_tokens", p.minTokens);
-    w.setU32("videollama3.image.max_tokens", p.maxTokens);
-    w.setF32("videollama3.image.rescale_factor", p.rescaleFactor);
-    w.setString("videollama3.image.resample", p.resample);
-    w.setF32("videollama3.video.fps", p.fps);
-    w.setU32("videollama3.video.max_frames", VIDEO_MAX_FRAMES);
-    w.setBool("videollama3.video.token_compression", config.text.useTokenCompression);
-    w.setF32("videollama3.video.diff_threshold", DIFF_THRESHOLD);
-    w.setU32("videollama3.video.min_tokens_per_frame", MIN_TOKENS_PER_FRAME);
-    w.setU32("videollama3.image_token_id", config.text.imageTokenIndex);
 }

@@ -1,6 +1,7 @@
 /**
  * The JSON files of a VideoLLaMA3 Hugging Face checkpoint (config.json, preprocessor_config.json,
- * processor_config.json, generation_config.json) read into the hyper-parameters the GGUF files need.
+ * processor_config.json, generation_config.json) read into the hyper-parameters the GGUF files need, and the JSON
+ * helpers every family's reader uses ({@link readJsonFile}, {@link Fields}, {@link readGenerationDefaults}).
  *
  * @internal
  * @module
@@ -82,7 +83,18 @@ export interface CheckpointConfig {
 }
 
 /** PIL resampling filter numbers (`PIL.Image.Resampling`) → names. */
-const PIL_RESAMPLE: Record<number, string> = { 0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming" };
+export const PIL_RESAMPLE: Record<number, string> = { 0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming" };
+
+/** A preprocessor's `resample` (a PIL filter number or a name) as a lower-case name; `bicubic` when absent. */
+export function parseResample(value: unknown, file: string): string {
+    if (typeof value === "number") {
+        const name = PIL_RESAMPLE[value];
+        if (!name) throw new ConversionError(`resample ${value} is not a PIL filter number`, { file });
+        return name;
+    }
+    if (typeof value === "string") return value.toLowerCase();
+    return "bicubic";
+}
 
 /** Reads and parses a JSON file; undefined when it does not exist, ConversionError when it is malformed. */
 export async function readJsonFile(path: string, required: boolean): Promise<Record<string, unknown> | undefined> {
@@ -108,7 +120,8 @@ export async function readJsonFile(path: string, required: boolean): Promise<Rec
     return value as Record<string, unknown>;
 }
 
-class Fields {
+/** Typed access to the keys of one JSON object, with errors naming the file and the key. */
+export class Fields {
     constructor(
         readonly file: string,
         readonly obj: Record<string, unknown>,
@@ -282,15 +295,7 @@ export async function readCheckpointConfig(dir: string): Promise<CheckpointConfi
     const pre = await readJsonFile(prePath, false);
     if (!pre) warnings.push("preprocessor_config.json is missing: using the released VideoLLaMA3 values (mean/std 0.5, 16–16384 tokens, bicubic)");
     const p = new Fields(prePath, pre ?? {});
-    const resampleValue = pre?.resample;
-    let resample = "bicubic";
-    if (typeof resampleValue === "number") {
-        const name = PIL_RESAMPLE[resampleValue];
-        if (!name) throw new ConversionError(`resample ${resampleValue} is not a PIL filter number`, { file: prePath });
-        resample = name;
-    } else if (typeof resampleValue === "string") {
-        resample = resampleValue.toLowerCase();
-    }
+    const resample = parseResample(pre?.resample, prePath);
     const procPath = join(dir, "processor_config.json");
     const proc = await readJsonFile(procPath, false);
     if (!proc) warnings.push("processor_config.json is missing: using image merge size 1, video merge size 2, 1 fps");
@@ -311,6 +316,13 @@ export async function readCheckpointConfig(dir: string): Promise<CheckpointConfi
         fps: q.num("fps", 1),
     };
 
+    const generation = await readGenerationDefaults(dir);
+
+    return { dir, modelType: modelType as string, text, vision, processor, generation, warnings };
+}
+
+/** The sampling defaults of generation_config.json (only those it sets; none when the file is absent). */
+export async function readGenerationDefaults(dir: string): Promise<GenerationDefaults> {
     const genPath = join(dir, "generation_config.json");
     const gen = await readJsonFile(genPath, false);
     const g = new Fields(genPath, gen ?? {});
@@ -322,6 +334,5 @@ export async function readCheckpointConfig(dir: string): Promise<CheckpointConfi
         if (g.has("repetition_penalty")) generation.repetitionPenalty = g.num("repetition_penalty");
         if (g.has("do_sample")) generation.doSample = g.bool("do_sample", false);
     }
-
-    return { dir, modelType: modelType as string, text, vision, processor, generation, warnings };
+    return generation;
 }

@@ -18,10 +18,34 @@ export interface TensorPlan {
     torchShape: number[];
     /** ggml shape (`ne0` first) = torchShape reversed. */
     ne: number[];
+    /**
+     * A reordering of the rows (outermost index) within consecutive blocks of `group` rows: output row `b·group + r`
+     * is source row `b·group + source[r]`. llama.cpp's q/k permutation for the `llama` architecture's RoPE layout.
+     */
+    rows?: { group: number; source: Int32Array };
+    /** Stored as f32 whatever the output type (position embeddings). */
+    f32?: boolean;
 }
 
-function plan(gguf: string, hf: string, torchShape: number[]): TensorPlan {
-    return { gguf, hf, torchShape, ne: [...torchShape].reverse() };
+/** A tensor plan: GGUF name, checkpoint key, PyTorch shape (the ggml shape is its reverse). */
+export function plan(gguf: string, hf: string, torchShape: number[], extra: Pick<TensorPlan, "rows" | "f32"> = {}): TensorPlan {
+    return { gguf, hf, torchShape, ne: [...torchShape].reverse(), ...extra };
+}
+
+/**
+ * llama.cpp's `LlamaModel.permute` for a q or k projection of `heads` heads (k: the kv heads):
+ * `w.reshape(heads, 2, rows/heads/2, in).swapaxes(1, 2).reshape(rows, in)`. Within each head's `headDim` rows,
+ * output row `2i + j` is source row `j·headDim/2 + i` — Hugging Face's rotate-half pairs (i, i + d/2) become the
+ * adjacent pairs (2i, 2i + 1) that ggml's normal RoPE rotates.
+ */
+export function ropePermutation(headDim: number): { group: number; source: Int32Array } {
+    if (headDim % 2 !== 0) throw new RangeError(`head size ${headDim} is odd`);
+    const half = headDim / 2;
+    const source = new Int32Array(headDim);
+    for (let i = 0; i < half; i++) {
+        for (let j = 0; j < 2; j++) source[2 * i + j] = j * half + i;
+    }
+    return { group: headDim, source };
 }
 
 /**

@@ -62,22 +62,41 @@ function rope(v: Float64Array, heads: number, hd: number, pos: number, theta: nu
 
 /** Logits of the last position for `tokens` (positions 0..n−1). */
 export function qwen2Logits(tokens: readonly number[], weights: WeightSource, o: ReferenceOptions): Float64Array {
+    return decoderLogits(tokens, weights, { ...o, prefix: "model.", head: o.tied ? undefined : "lm_head.weight", qkvBias: true });
+}
+
+/** Options of {@link decoderLogits}: a Qwen2 or LLaMA decoder (HF layout) under a key prefix. */
+export interface DecoderOptions extends Omit<ReferenceOptions, "tied"> {
+    /** Prefix of the decoder's keys: `model.` (Qwen2), `language_model.model.` (Video-LLaVA's LLaMA). */
+    prefix: string;
+    /** Key of the output head; undefined: tied to the embeddings. */
+    head: string | undefined;
+    /** Whether q/k/v have biases (Qwen2 yes, LLaMA no). */
+    qkvBias: boolean;
+}
+
+/**
+ * Logits of the last position of a decoder-only transformer (HF Qwen2/LLaMA semantics: RMSNorm, rotate-half RoPE,
+ * grouped-query causal attention, SwiGLU MLP). Each input is a token id (its embedding row) or an embedding given
+ * directly (a visual token, as `inputs_embeds` after the placeholders are replaced).
+ */
+export function decoderLogits(inputs: ReadonlyArray<number | ArrayLike<number>>, weights: WeightSource, o: DecoderOptions): Float64Array {
     const d = o.dims;
     const h = d.hidden;
     const hd = h / d.heads;
     const group = d.heads / d.kvHeads;
-    const embed = weights("model.embed_tokens.weight", d.vocab * h);
-    let xs: Float64Array[] = tokens.map((t) => Float64Array.from(embed.subarray(t * h, (t + 1) * h)));
+    const embed = weights(`${o.prefix}embed_tokens.weight`, d.vocab * h);
+    let xs: Float64Array[] = inputs.map((t) => (typeof t === "number" ? Float64Array.from(embed.subarray(t * h, (t + 1) * h)) : Float64Array.from(t)));
     for (let l = 0; l < d.layers; l++) {
-        const p = `model.layers.${l}.`;
+        const p = `${o.prefix}layers.${l}.`;
         const w = (n: string, count: number) => weights(p + n, count);
         const inNorm = w("input_layernorm.weight", h);
         const wq = w("self_attn.q_proj.weight", h * h);
-        const bq = w("self_attn.q_proj.bias", h);
+        const bq = o.qkvBias ? w("self_attn.q_proj.bias", h) : undefined;
         const wk = w("self_attn.k_proj.weight", d.kvHeads * hd * h);
-        const bk = w("self_attn.k_proj.bias", d.kvHeads * hd);
+        const bk = o.qkvBias ? w("self_attn.k_proj.bias", d.kvHeads * hd) : undefined;
         const wv = w("self_attn.v_proj.weight", d.kvHeads * hd * h);
-        const bv = w("self_attn.v_proj.bias", d.kvHeads * hd);
+        const bv = o.qkvBias ? w("self_attn.v_proj.bias", d.kvHeads * hd) : undefined;
         const wo = w("self_attn.o_proj.weight", h * h);
         const postNorm = w("post_attention_layernorm.weight", h);
         const wg = w("mlp.gate_proj.weight", d.ffn * h);
@@ -128,7 +147,7 @@ export function qwen2Logits(tokens: readonly number[], weights: WeightSource, o:
             return x1.map((v, i) => v + m[i]!);
         });
     }
-    const last = rmsNorm(xs[xs.length - 1]!, weights("model.norm.weight", h), o.rmsEps);
-    const head = o.tied ? embed : weights("lm_head.weight", d.vocab * h);
+    const last = rmsNorm(xs[xs.length - 1]!, weights(`${o.prefix}norm.weight`, h), o.rmsEps);
+    const head = o.head === undefined ? embed : weights(o.head, d.vocab * h);
     return linear(head, last, d.vocab);
 }

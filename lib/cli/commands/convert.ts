@@ -1,12 +1,13 @@
 /**
- * `vidllama convert <hf-dir> --out <dir>`: a VideoLLaMA3 Hugging Face checkpoint to a text-model GGUF and a
- * vision-projector GGUF, with a progress bar on stderr (when it is a terminal) and a summary on stdout.
+ * `vidllama convert <hf-dir> --out <dir>`: a VideoLLaMA3 or Video-LLaVA Hugging Face checkpoint to a text-model GGUF
+ * and a vision-projector GGUF, with a progress bar on stderr (when it is a terminal) and a summary on stdout.
  *
  * @internal
  * @module
  */
 import { Command, Option } from "commander";
 import { convertCheckpoint, type ConvertResult, type ConvertedTensor } from "../../convert/convert.js";
+import { VISION_ACTIVATIONS, type VisionActivation } from "../../convert/family.js";
 import { MMPROJ_OUTPUT_TYPES, TEXT_OUTPUT_TYPES, type MmprojOutputType, type TextOutputType } from "../../convert/quant-rules.js";
 import { formatBytes } from "../../errors.js";
 import { ProgressBar } from "../progress.js";
@@ -20,13 +21,14 @@ interface ConvertFlags {
     name?: string;
     threads?: number;
     verify: "all" | "sample" | "none";
+    visionAct?: VisionActivation;
     quiet?: boolean;
 }
 
 /** The `convert` command (commander v14). */
 export function convertCommand(): Command {
     return new Command("convert")
-        .description("convert a VideoLLaMA3 Hugging Face checkpoint to GGUF (text model + vision projector)")
+        .description("convert a VideoLLaMA3 or Video-LLaVA Hugging Face checkpoint to GGUF (text model + vision projector)")
         .argument("<hf-dir>", "checkpoint directory (config.json, *.safetensors, tokenizer files)")
         .requiredOption("-o, --out <dir>", "output directory (created when missing)")
         .addOption(new Option("-t, --type <type>", "text model storage type").choices([...TEXT_OUTPUT_TYPES]).default("f16"))
@@ -40,6 +42,12 @@ export function convertCommand(): Command {
             new Option("--verify <mode>", "how much converted data to decode and check against the checkpoint")
                 .choices(["all", "sample", "none"])
                 .default("sample"),
+        )
+        .addOption(
+            // no default: without the flag the checkpoint's vision_config.hidden_act decides (quick_gelu when unset)
+            new Option("--vision-act <act>", "Video-LLaVA: the vision towers' MLP activation (default: the checkpoint's, quick_gelu when unset)").choices([
+                ...VISION_ACTIVATIONS,
+            ]),
         )
         .option("-q, --quiet", "print only the output paths")
         .action(async (input: string, flags: ConvertFlags) => {
@@ -55,6 +63,7 @@ export function convertCommand(): Command {
                     name: flags.name,
                     threads: flags.threads,
                     verify: flags.verify,
+                    ...(flags.visionAct !== undefined ? { visionAct: flags.visionAct } : {}),
                     signal: interrupt.signal,
                     onProgress: (p) => {
                         if (p.phase === "prepare") bar.update(0, "reading checkpoint");
