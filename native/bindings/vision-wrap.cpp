@@ -19,6 +19,7 @@
 #include "bindings/wraps.h"
 #include "common/error.h"
 #include "encode/vision-encoder.h"
+#include "preprocess/crop.h"
 #include "preprocess/patchify.h"
 #include "preprocess/resize.h"
 #include "prune/frame-diff.h"
@@ -37,6 +38,9 @@ namespace {
 struct PendingImage {
     std::vector<uint8_t> rgb;
     int width = 0, height = 0, target_w = 0, target_h = 0, merge = 1;
+    bool has_crop = false;
+    CropRect crop; // of the resized picture (zeros outside it)
+    VisionTowerId tower = VisionTowerId::Image;
 };
 
 struct PruneParams {
@@ -54,6 +58,7 @@ struct PendingItem {
 // One item of the encoder stage. keep_all false: only the merged tokens in `keep` (ascending) are projected.
 struct EncodeInput {
     PreparedPatchesPtr patches;
+    VisionTowerId tower = VisionTowerId::Image;
     bool keep_all = true;
     std::vector<int32_t> keep;
 };
@@ -68,18 +73,62 @@ int32_t get_int(const Napi::Object & o, const char * key, const std::string & wh
     return static_cast<int32_t>(d);
 }
 
-// items[i] of encode() or preprocess(): { rgb: Uint8Array, width, height, targetWidth, targetHeight, merge }.
-PendingImage read_image(Napi::Env env, const Napi::Object & o, const VisionHparams & hp, const std::string & where) {
+// tower: "image" (default) or "video". VideoLLaMA3 has one tower and takes either; Video-LLaVA needs the tower in the
+// file.
+VisionTowerId read_tower(Napi::Env env, const Napi::Object & o, const VisionModel & model, const std::string & where, VisionTowerId fallback) {
+    Napi::Value v = o.Get("tower");
+    if (v.IsUndefined()) return fallback;
+    const std::string name = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (name != "image" && name != "video") throw Napi::TypeError::New(env, where + ".tower must be \"image\" or \"video\"");
+    const VisionTowerId tower = name == "video" ? VisionTowerId::Video : VisionTowerId::Image;
+    if (model.hparams().is_clip() && tower == VisionTowerId::Video && !model.hparams().has_video_tower) {
+        throw Napi::RangeError::New(env, where + ".tower is \"video\" but this projector (" + model.path() + ") has no video tower");
+    }
+    return tower;
+}
+
+// items[i] of encode() or preprocess(): { rgb: Uint8Array, width, height, targetWidth, targetHeight, merge,
+// crop?: { left, top, width, height }, tower? }. The crop is a window of the resized picture that may reach outside
+// it (those pixels are 0, as transformers' center_crop pads a too-small picture); the encoded size (the crop's, else
+// the target's) must be a multiple of patch size × merge, and for CLIP the towers' image_size.
+PendingImage read_image(Napi::Env env, const Napi::Object & o, const VisionModel & model, const std::string & where) {
+    const VisionHparams & hp = model.hparams();
     PendingImage it;
     it.width = get_int(o, "width", where, 1, 1 << 20);
     it.height = get_int(o, "height", where, 1, 1 << 20);
     it.merge = get_int(o, "merge", where, 1, 8);
     const int32_t align = hp.patch_size * it.merge;
-    it.target_w = get_int(o, "targetWidth", where, align, 1 << 20);
-    it.target_h = get_int(o, "targetHeight", where, align, 1 << 20);
-    if (it.target_w % align || it.target_h % align) {
+    Napi::Value crop = o.Get("crop");
+    it.has_crop = !crop.IsUndefined() && !crop.IsNull();
+    // With a crop only the crop is resampled (resize_rgb_bicubic_window), so the virtual resized size may be far
+    // larger than any picture held in memory: a shortest-edge resize of a 1 × 100,000 strip is 224 × 22,400,000.
+    const int32_t max_target = it.has_crop ? (1 << 30) : (1 << 20);
+    it.target_w = get_int(o, "targetWidth", where, it.has_crop ? 1 : align, max_target);
+    it.target_h = get_int(o, "targetHeight", where, it.has_crop ? 1 : align, max_target);
+    int32_t encoded_w = it.target_w, encoded_h = it.target_h;
+    if (it.has_crop) {
+        if (!crop.IsObject()) throw Napi::TypeError::New(env, where + ".crop must be an object { left, top, width, height }");
+        const Napi::Object c = crop.As<Napi::Object>();
+        const std::string cw = where + ".crop";
+        // A centred window of a target up to 2^30 wide starts up to 2^29 in; negative: it reaches before the picture.
+        it.crop.left = get_int(c, "left", cw, -(1 << 30), 1 << 30);
+        it.crop.top = get_int(c, "top", cw, -(1 << 30), 1 << 30);
+        it.crop.width = get_int(c, "width", cw, align, 1 << 20);
+        it.crop.height = get_int(c, "height", cw, align, 1 << 20);
+        encoded_w = it.crop.width;
+        encoded_h = it.crop.height;
+        if (encoded_w % align || encoded_h % align) {
+            throw Napi::RangeError::New(env, where + ": crop size must be a multiple of patch size × merge (" + std::to_string(align) + ")");
+        }
+    } else if (it.target_w % align || it.target_h % align) {
         throw Napi::RangeError::New(env, where + ": target size must be a multiple of patch size × merge (" + std::to_string(align) + ")");
     }
+    if (hp.is_clip() && (it.merge != 1 || encoded_w != hp.image_size || encoded_h != hp.image_size)) {
+        throw Napi::RangeError::New(env, where + ": this projector's CLIP towers encode " + std::to_string(hp.image_size) + "x" + std::to_string(hp.image_size) +
+                                             " pixels of merge 1 (resize, then crop), got " + std::to_string(encoded_w) + "x" + std::to_string(encoded_h) +
+                                             " of merge " + std::to_string(it.merge));
+    }
+    it.tower = read_tower(env, o, model, where, VisionTowerId::Image);
     Napi::Value rgb = o.Get("rgb");
     if (!rgb.IsTypedArray() || rgb.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
         throw Napi::TypeError::New(env, where + ".rgb must be a Uint8Array");
@@ -121,8 +170,8 @@ FrameStateWrap * frame_state_arg(Napi::Env env, const Napi::Value & v, const cha
 
 // ---- the stages (worker-safe: no napi) ----------------------------------------------------------------------------
 
-// Stage 1: Pillow-exact bicubic resize to the target size, normalize and patchify. Frees the source pixels: a batch
-// of video frames must not hold both.
+// Stage 1: Pillow-exact bicubic resize to the target size, the crop (if any), normalize and patchify. Frees the source
+// pixels: a batch of video frames must not hold both.
 PreparedPatchesPtr preprocess_image(PendingImage & image, const VisionHparams & hp) {
     PatchifyParams pp;
     pp.patch_size = hp.patch_size;
@@ -131,14 +180,29 @@ PreparedPatchesPtr preprocess_image(PendingImage & image, const VisionHparams & 
     pp.std = hp.std;
     pp.rescale = hp.rescale;
     const uint8_t * pixels = image.rgb.data();
+    int width = image.target_w, height = image.target_h;
     std::vector<uint8_t> resized;
-    if (image.target_w != image.width || image.target_h != image.height) {
+    const bool resample = image.target_w != image.width || image.target_h != image.height;
+    if (image.has_crop) {
+        // Only the window is computed: bit for bit the window of the whole resized picture (resize.h), zeros where
+        // it reaches outside, as transformers' center_crop pads. Without a resample it is a plain cut.
+        if (resample) {
+            const ResizeWindow window{image.crop.left, image.crop.top, image.crop.width, image.crop.height};
+            resized = resize_rgb_bicubic_window(image.rgb.data(), image.width, image.height, image.target_w, image.target_h, window);
+        } else {
+            resized = crop_rgb(image.rgb.data(), image.width, image.height, image.crop);
+        }
+        pixels = resized.data();
+        width = image.crop.width;
+        height = image.crop.height;
+    } else if (resample) {
         resized = resize_rgb_bicubic(image.rgb.data(), image.width, image.height, image.target_w, image.target_h);
         pixels = resized.data();
     }
     auto out = std::make_shared<PreparedPatches>();
-    out->patches = patchify_rgb(pixels, image.target_w, image.target_h, pp);
+    out->patches = patchify_rgb(pixels, width, height, pp);
     out->merge = image.merge;
+    out->tower = image.tower;
     std::vector<uint8_t>().swap(image.rgb);
     return out;
 }
@@ -178,9 +242,10 @@ void encode_inputs(VisionEncoder & encoder, const std::vector<EncodeInput> & inp
         v.grid_h = prepared.patches.grid_h;
         v.grid_w = prepared.patches.grid_w;
         v.merge = prepared.merge;
+        v.tower = inputs[i].tower;
         v.keep_all = inputs[i].keep_all;
         v.keep = inputs[i].keep;
-        result.merged.push_back(v.n_merged());
+        result.merged.push_back(encoder.tokens_unpruned(v));
         result.kept.push_back(v.keep);
         result.all_kept.push_back(v.keep_all);
     }
@@ -248,6 +313,7 @@ Napi::Function PatchesWrap::Init(Napi::Env env) {
         InstanceAccessor<&PatchesWrap::GridWidth>("gridWidth"),
         InstanceAccessor<&PatchesWrap::Merge>("merge"),
         InstanceAccessor<&PatchesWrap::Tokens>("tokens"),
+        InstanceAccessor<&PatchesWrap::Tower>("tower"),
         InstanceMethod<&PatchesWrap::ToFloat32Array>("toFloat32Array"),
     });
 }
@@ -280,6 +346,7 @@ Napi::Value PatchesWrap::GridHeight(const Napi::CallbackInfo & info) { return Na
 Napi::Value PatchesWrap::GridWidth(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), data_->patches.grid_w); }
 Napi::Value PatchesWrap::Merge(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), data_->merge); }
 Napi::Value PatchesWrap::Tokens(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), data_->tokens()); }
+Napi::Value PatchesWrap::Tower(const Napi::CallbackInfo & info) { return Napi::String::New(info.Env(), vision_tower_name(data_->tower)); }
 
 // toFloat32Array() -> a copy of the patch rows (gridHeight × gridWidth rows of 3·p·p values, merge-block order)
 Napi::Value PatchesWrap::ToFloat32Array(const Napi::CallbackInfo & info) {
@@ -359,6 +426,7 @@ Napi::Value VisionWrap::Hparams(const Napi::CallbackInfo & info) {
     if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
     const VisionHparams & hp = state_->model->hparams();
     Napi::Object o = Napi::Object::New(env);
+    o.Set("family", vision_family_name(hp.family));
     o.Set("hidden", hp.hidden);
     o.Set("ffn", hp.ffn);
     o.Set("layers", hp.layers);
@@ -386,6 +454,14 @@ Napi::Value VisionWrap::Hparams(const Napi::CallbackInfo & info) {
     o.Set("diffThreshold", hp.diff_threshold);
     o.Set("minTokensPerFrame", hp.min_tokens_per_frame);
     o.Set("imageTokenId", hp.image_token_id);
+    o.Set("visionAct", hp.vision_act);
+    o.Set("imageSize", hp.image_size);
+    o.Set("shortestEdge", hp.shortest_edge);
+    o.Set("videoFrames", hp.video_frames);
+    o.Set("imageKeepCls", hp.image_keep_cls);
+    o.Set("videoKeepCls", hp.video_keep_cls);
+    o.Set("videoTokenId", hp.video_token_id);
+    o.Set("hasVideoTower", hp.has_video_tower);
     return o;
 }
 
@@ -400,7 +476,8 @@ Napi::Value VisionWrap::Info(const Napi::CallbackInfo & info) {
 }
 
 // encode(items, { maxBatchPatches? }, onProgress?, abort?, frameState?) -> Promise<Embeddings>
-// items: [{ rgb: Uint8Array, width, height, targetWidth, targetHeight, merge, prune?: { threshold, minTokens } }]
+// items: [{ rgb: Uint8Array, width, height, targetWidth, targetHeight, merge, crop?: { left, top, width, height },
+//          tower?: "image" | "video", prune?: { threshold, minTokens } }]
 // Items with `prune` are video frames compared, in order, with the previous frame (from frameState for the first one).
 // The three stages in one task: what preprocess(), prune() and encodePatches() do one by one.
 Napi::Value VisionWrap::Encode(const Napi::CallbackInfo & info) {
@@ -414,7 +491,7 @@ Napi::Value VisionWrap::Encode(const Napi::CallbackInfo & info) {
         if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, where + " must be an object");
         Napi::Object o = arr.Get(i).As<Napi::Object>();
         PendingItem & it = (*items)[i];
-        it.image = read_image(env, o, hp, where);
+        it.image = read_image(env, o, *state_->model, where);
         Napi::Value prune = o.Get("prune");
         if (prune.IsObject()) {
             it.prune = true;
@@ -445,6 +522,7 @@ Napi::Value VisionWrap::Encode(const Napi::CallbackInfo & info) {
             for (size_t i = 0; i < items->size(); i++) {
                 if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
                 inputs[i].patches = preprocess_image((*items)[i].image, hp);
+                inputs[i].tower = inputs[i].patches->tower;
             }
             // An aborted call leaves frameState as it was; the pruned frames replace its frame together, at the end.
             if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
@@ -467,8 +545,9 @@ Napi::Value VisionWrap::Encode(const Napi::CallbackInfo & info) {
 }
 
 // preprocess(items, abort?) -> Promise<Patches[]>
-// items: [{ rgb: Uint8Array, width, height, targetWidth, targetHeight, merge }]. Needs only the projector's settings,
-// so it may run while the encoder works on an earlier batch.
+// items: [{ rgb: Uint8Array, width, height, targetWidth, targetHeight, merge, crop?, tower? }] (the tower is recorded
+// in the Patches, as encodePatches' default). Needs only the projector's settings, so it may run while the encoder
+// works on an earlier batch.
 Napi::Value VisionWrap::Preprocess(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
@@ -478,7 +557,7 @@ Napi::Value VisionWrap::Preprocess(const Napi::CallbackInfo & info) {
     for (uint32_t i = 0; i < arr.Length(); i++) {
         const std::string where = "items[" + std::to_string(i) + "]";
         if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, where + " must be an object");
-        (*items)[i] = read_image(env, arr.Get(i).As<Napi::Object>(), hp, where);
+        (*items)[i] = read_image(env, arr.Get(i).As<Napi::Object>(), *state_->model, where);
     }
     AbortFlagPtr abort = AbortWrap::from(info, 1);
     auto state = state_;
@@ -526,8 +605,9 @@ Napi::Value VisionWrap::Prune(const Napi::CallbackInfo & info) {
 }
 
 // encodePatches(items, { maxBatchPatches? }?, onProgress?, abort?) -> Promise<{ embeddings, counts, merged, kept }>
-// items: [{ patches: Patches, keep?: Int32Array | null }]; keep: the ascending merged-token indices to project (what
-// prune() returned), null or left out: all.
+// items: [{ patches: Patches, keep?: Int32Array | null, tower?: "image" | "video" }]; keep: the ascending merged-token
+// indices to project (what prune() returned; for CLIP, patch-token indices, the class token being kept where the
+// tower keeps it), null or left out: all; tower: left out, the one the patches were preprocessed for.
 Napi::Value VisionWrap::EncodePatches(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
@@ -544,6 +624,20 @@ Napi::Value VisionWrap::EncodePatches(const Napi::CallbackInfo & info) {
         if (input.patches->patches.row_size != row_size) {
             throw Napi::RangeError::New(env, where + ".patches were made for patches of " + std::to_string(input.patches->patches.row_size) +
                                                  " values, this projector's have " + std::to_string(row_size));
+        }
+        input.tower = read_tower(env, o, *state_->model, where, input.patches->tower);
+        if (hp.is_clip()) {
+            const int32_t side = hp.clip_grid();
+            const Patches & p = input.patches->patches;
+            if (input.patches->merge != 1 || p.grid_h != side || p.grid_w != side) {
+                throw Napi::RangeError::New(env, where + ".patches are a " + std::to_string(p.grid_h) + "x" + std::to_string(p.grid_w) + " grid of merge " +
+                                                     std::to_string(input.patches->merge) + "; this projector's CLIP towers encode " +
+                                                     std::to_string(side) + "x" + std::to_string(side) + " of merge 1");
+            }
+            if (input.tower == VisionTowerId::Video && !hp.has_video_tower) {
+                throw Napi::RangeError::New(env, where + ": the patches were preprocessed for the video tower, which this projector (" +
+                                                     state_->model->path() + ") does not have");
+            }
         }
         Napi::Value keep = o.Get("keep");
         if (keep.IsUndefined() || keep.IsNull()) continue;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings/addon.h"
+#include "encode/vision-model.h"
 #include "preprocess/patchify.h"
 
 namespace vl {
@@ -23,6 +24,8 @@ struct VisionState;
 struct PreparedPatches {
     Patches patches; // rows in merge-block order for `merge`
     int32_t merge = 1;
+    // The tower named when preprocessing (the default of encodePatches for these patches).
+    VisionTowerId tower = VisionTowerId::Image;
 
     int32_t tokens() const { return (patches.grid_h / merge) * (patches.grid_w / merge); }
     size_t bytes() const { return patches.values.size() * sizeof(float) + patches.positions.size() * sizeof(int32_t); }
@@ -38,8 +41,8 @@ struct EmbeddingsData {
     std::shared_ptr<std::vector<float>> values; // n_tokens × width
     int32_t width = 0;
     std::vector<int32_t> counts;              // output tokens per item
-    std::vector<int32_t> merged;              // merged tokens per item before pruning
-    std::vector<std::vector<int32_t>> kept;   // kept token indices per pruned item
+    std::vector<int32_t> merged;              // output tokens per item before pruning (with the class token if kept)
+    std::vector<std::vector<int32_t>> kept;   // kept (patch) token indices per pruned item
     std::vector<bool> all_kept;
 };
 
@@ -68,6 +71,7 @@ class PatchesWrap : public Napi::ObjectWrap<PatchesWrap> {
     Napi::Value GridWidth(const Napi::CallbackInfo & info);
     Napi::Value Merge(const Napi::CallbackInfo & info);
     Napi::Value Tokens(const Napi::CallbackInfo & info);
+    Napi::Value Tower(const Napi::CallbackInfo & info);
     Napi::Value ToFloat32Array(const Napi::CallbackInfo & info);
     PreparedPatchesPtr data_;
     int64_t external_bytes_ = 0; // reported to V8, so that unreachable Patches are collected in time

@@ -15,51 +15,137 @@ namespace {
 
 constexpr int kGraphSize = 8192;
 
+// ---- graph blocks (shared by the NaViT and CLIP graphs) ----------------------------------------------------------
+
 // x ← LayerNorm(x) * w + b, over the feature dimension
 ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps) {
     x = ggml_norm(ctx, x, eps);
     return ggml_add(ctx, ggml_mul(ctx, x, w), b);
 }
 
+// x·Wᵀ (+ b when the layer has a bias)
 ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) {
-    return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);
+    ggml_tensor * y = ggml_mul_mat(ctx, w, x);
+    return b ? ggml_add(ctx, y, b) : y;
+}
+
+// Splits the rows of `a` among the op's threads.
+template <typename F>
+void map_rows(ggml_tensor * dst, const ggml_tensor * a, int ith, int nth, F f) {
+    const int64_t rows = ggml_nrows(a);
+    const int64_t n = a->ne[0];
+    const int64_t per = (rows + nth - 1) / nth;
+    const int64_t first = per * ith;
+    const int64_t last = std::min(rows, first + per);
+    for (int64_t r = first; r < last; r++) {
+        const float * x = reinterpret_cast<const float *>(static_cast<const char *>(a->data) + r * a->nb[1]);
+        float * y = reinterpret_cast<float *>(static_cast<char *>(dst->data) + r * dst->nb[1]);
+        for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+    }
 }
 
 // GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")) in f32. On the CPU, ggml_gelu reads an f16
 // lookup table (rounding every activation of the 27 MLPs to half precision), so the CPU graph uses this fused custom
 // op instead; GPU backends compute ggml_gelu in f32 and keep it.
 void gelu_tanh_rows(ggml_tensor * dst, const ggml_tensor * a, int ith, int nth, void * /*userdata*/) {
-    const int64_t rows = ggml_nrows(a);
-    const int64_t n = a->ne[0];
-    const int64_t per = (rows + nth - 1) / nth;
-    const int64_t first = per * ith;
-    const int64_t last = std::min(rows, first + per);
     const float c = 0.7978845608028654f; // sqrt(2 / pi)
-    for (int64_t r = first; r < last; r++) {
-        const float * x = reinterpret_cast<const float *>(static_cast<const char *>(a->data) + r * a->nb[1]);
-        float * y = reinterpret_cast<float *>(static_cast<char *>(dst->data) + r * dst->nb[1]);
-        for (int64_t i = 0; i < n; i++) {
-            const float v = x[i];
-            // 0.5·(1 + tanh z) = 1 / (1 + e^(-2z))
-            y[i] = v / (1.0f + std::exp(-2.0f * c * (v + 0.044715f * v * v * v)));
-        }
-    }
+    // 0.5·(1 + tanh z) = 1 / (1 + e^(-2z))
+    map_rows(dst, a, ith, nth, [c](float v) { return v / (1.0f + std::exp(-2.0f * c * (v + 0.044715f * v * v * v))); });
 }
 
-ggml_tensor * gelu_tanh(ggml_context * ctx, ggml_tensor * x, bool on_cpu) {
-    if (!on_cpu) return ggml_gelu(ctx, x);
-    return ggml_map_custom1(ctx, x, gelu_tanh_rows, GGML_N_TASKS_MAX, nullptr);
+// CLIP's quick_gelu x·sigmoid(1.702·x) in f32. ggml-cpu's ggml_gelu_quick has the same trap as ggml_gelu: with
+// GGML_GELU_QUICK_FP16 (defined in ggml-cpu/vec.h) its f32 path rounds x to f16 and reads an f16 table, so the CPU
+// graph uses this op; GPU backends compute ggml_gelu_quick in f32.
+void quick_gelu_rows(ggml_tensor * dst, const ggml_tensor * a, int ith, int nth, void * /*userdata*/) {
+    map_rows(dst, a, ith, nth, [](float v) { return v / (1.0f + std::exp(-1.702f * v)); });
+}
+
+// The encoder MLP's activation, in f32 on every backend (ggml_gelu_erf computes erff in f32 on the CPU).
+ggml_tensor * activation(ggml_context * ctx, ggml_tensor * x, VisionAct act, bool on_cpu) {
+    switch (act) {
+        case VisionAct::GeluErf: return ggml_gelu_erf(ctx, x);
+        case VisionAct::QuickGelu: return on_cpu ? ggml_map_custom1(ctx, x, quick_gelu_rows, GGML_N_TASKS_MAX, nullptr) : ggml_gelu_quick(ctx, x);
+        case VisionAct::GeluTanh: break;
+    }
+    return on_cpu ? ggml_map_custom1(ctx, x, gelu_tanh_rows, GGML_N_TASKS_MAX, nullptr) : ggml_gelu(ctx, x);
+}
+
+// What the transformer blocks of one graph share.
+struct BlockParams {
+    int64_t n = 0;       // tokens per item
+    int64_t batch = 0;   // items
+    int64_t heads = 0;
+    int64_t head_dim = 0;
+    float eps = 0.0f;
+    VisionAct act = VisionAct::GeluTanh;
+    bool on_cpu = true;
+    ggml_tensor * rope_pos = nullptr; // 2D RoPE positions (4 planes of tokens), or null for none
+    float rope_theta = 10000.0f;
+};
+
+// Attention sub-block: LN1, q/k/v, optional 2D RoPE, attention within each item (scale head_dim^-0.5), out
+// projection. Returns what is added to the residual stream.
+ggml_tensor * attention(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, const BlockParams & bp) {
+    const int64_t d = bp.head_dim, heads = bp.heads, n = bp.n, batch = bp.batch, tokens = n * batch;
+    ggml_tensor * h = layer_norm(ctx, x, L.ln1_w, L.ln1_b, bp.eps);
+    ggml_tensor * q = ggml_reshape_3d(ctx, linear(ctx, h, L.q_w, L.q_b), d, heads, tokens);
+    ggml_tensor * k = ggml_reshape_3d(ctx, linear(ctx, h, L.k_w, L.k_b), d, heads, tokens);
+    ggml_tensor * v = ggml_reshape_3d(ctx, linear(ctx, h, L.v_w, L.v_b), d, heads, tokens);
+    if (bp.rope_pos) {
+        // 2D RoPE: pairs (i, i + d/2); the first half of the pairs turn with the row, the second with the column.
+        int sections[4] = {static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4)};
+        q = ggml_rope_multi(ctx, q, bp.rope_pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, bp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
+        k = ggml_rope_multi(ctx, k, bp.rope_pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, bp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
+    }
+    // [d, heads, n·batch] → [d, n, heads, batch]: attention runs within each item of the batch only.
+    q = ggml_permute(ctx, ggml_reshape_4d(ctx, q, d, heads, n, batch), 0, 2, 1, 3);
+    k = ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, heads, n, batch), 0, 2, 1, 3);
+    v = ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, heads, n, batch), 0, 2, 1, 3);
+    if (!bp.on_cpu) { // GPU flash attention kernels want f16 K/V; the CPU one is exact in f32
+        k = ggml_cast(ctx, k, GGML_TYPE_F16);
+        v = ggml_cast(ctx, v, GGML_TYPE_F16);
+    } else {
+        k = ggml_cont(ctx, k);
+        v = ggml_cont(ctx, v);
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    ggml_tensor * attn = ggml_flash_attn_ext(ctx, q, k, v, nullptr, scale, 0.0f, 0.0f);
+    ggml_prec_set_acc(attn, GGML_PREC_F32);
+    attn = ggml_reshape_2d(ctx, attn, d * heads, tokens); // result is [d, heads, n, batch]
+    return linear(ctx, attn, L.o_w, L.o_b);
+}
+
+// MLP sub-block: LN2, up, activation, down. Returns what is added to the residual stream.
+ggml_tensor * mlp(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, const BlockParams & bp) {
+    ggml_tensor * h = layer_norm(ctx, x, L.ln2_w, L.ln2_b, bp.eps);
+    h = linear(ctx, h, L.up_w, L.up_b);
+    h = activation(ctx, h, bp.act, bp.on_cpu);
+    return linear(ctx, h, L.down_w, L.down_b);
+}
+
+// One pre-LN transformer block: x + attention(LN1(x)), then + MLP(LN2(·)).
+ggml_tensor * transformer_block(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, const BlockParams & bp) {
+    x = ggml_add(ctx, x, attention(ctx, x, L, bp));
+    return ggml_add(ctx, x, mlp(ctx, x, L, bp));
+}
+
+// The projector shared by both families: mm.0 → erf GELU → mm.2.
+ggml_tensor * projector(ggml_context * ctx, ggml_tensor * x, const VisionWeights & w) {
+    x = linear(ctx, x, w.mm0_w, w.mm0_b);
+    x = ggml_gelu_erf(ctx, x);
+    return linear(ctx, x, w.mm2_w, w.mm2_b);
 }
 
 } // namespace
 
 struct VisionEncoder::CachedGraph {
+    VisionTowerId tower = VisionTowerId::Image;
     int32_t batch = 0, grid_h = 0, grid_w = 0, merge = 0, n_keep = -1;
     ggml_context * ctx = nullptr;
     ggml_cgraph * gf = nullptr;
     ggml_tensor * inp = nullptr;
-    ggml_tensor * pos = nullptr;
-    ggml_tensor * keep = nullptr;
+    ggml_tensor * pos = nullptr;  // NaViT: RoPE positions
+    ggml_tensor * keep = nullptr; // rows to project (NaViT: kept merged tokens; CLIP: class tokens and kept patches)
     ggml_tensor * out = nullptr;
     ~CachedGraph() { if (ctx) ggml_free(ctx); }
 };
@@ -85,80 +171,73 @@ bool VisionEncoder::abort_callback(void * data) {
 
 size_t VisionEncoder::compute_buffer_bytes() const { return peak_compute_bytes_; }
 
-VisionEncoder::CachedGraph & VisionEncoder::graph_for(int32_t batch, int32_t grid_h, int32_t grid_w, int32_t merge, int32_t n_keep) {
-    if (cached_ && cached_->batch == batch && cached_->grid_h == grid_h && cached_->grid_w == grid_w && cached_->merge == merge &&
-        cached_->n_keep == n_keep) {
+VisionEncoder::CachedGraph & VisionEncoder::graph_for(VisionTowerId tower, int32_t batch, int32_t grid_h, int32_t grid_w, int32_t merge, int32_t n_keep) {
+    if (cached_ && cached_->tower == tower && cached_->batch == batch && cached_->grid_h == grid_h && cached_->grid_w == grid_w &&
+        cached_->merge == merge && cached_->n_keep == n_keep) {
         return *cached_;
     }
     cached_.reset();
     auto g = std::make_unique<CachedGraph>();
+    g->tower = tower;
     g->batch = batch;
     g->grid_h = grid_h;
     g->grid_w = grid_w;
     g->merge = merge;
     g->n_keep = n_keep;
 
-    const VisionHparams & hp = model_->hparams();
-    const VisionWeights & w = model_->weights();
-    const int64_t n = static_cast<int64_t>(grid_h) * grid_w; // patches per item
-    const int64_t tokens = n * batch;
-    const int64_t d = hp.head_dim();
-    const int64_t patch_values = 3LL * hp.patch_size * hp.patch_size;
-
     ggml_init_params ip{ggml_tensor_overhead() * kGraphSize + ggml_graph_overhead_custom(kGraphSize, false), nullptr, true};
     g->ctx = ggml_init(ip);
-    ggml_context * ctx = g->ctx;
-    g->gf = ggml_new_graph_custom(ctx, kGraphSize, false);
+    g->gf = ggml_new_graph_custom(g->ctx, kGraphSize, false);
+    const VisionTower & t = model_->tower(tower);
+    if (model_->hparams().is_clip()) {
+        build_clip(*g, t);
+    } else {
+        build_navit(*g, t);
+    }
+    ggml_set_name(g->out, "vision_out");
+    ggml_set_output(g->out);
+    ggml_build_forward_expand(g->gf, g->out);
+    cached_ = std::move(g);
+    return *cached_;
+}
 
-    g->inp = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, patch_values, tokens);
-    ggml_set_name(g->inp, "inp_patches");
-    ggml_set_input(g->inp);
-    g->pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, tokens * 4);
-    ggml_set_name(g->pos, "inp_pos");
-    ggml_set_input(g->pos);
+// VideoLLaMA3: patches in merge-block order → patch embedding → blocks with 2D RoPE → post-layernorm → m×m merge →
+// kept tokens → projector.
+void VisionEncoder::build_navit(CachedGraph & g, const VisionTower & tw) {
+    const VisionHparams & hp = model_->hparams();
+    ggml_context * ctx = g.ctx;
+    const int64_t n = static_cast<int64_t>(g.grid_h) * g.grid_w; // patches per item
+    const int64_t tokens = n * g.batch;
+    const int64_t patch_values = 3LL * hp.patch_size * hp.patch_size;
+
+    g.inp = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, patch_values, tokens);
+    ggml_set_name(g.inp, "inp_patches");
+    ggml_set_input(g.inp);
+    g.pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, tokens * 4);
+    ggml_set_name(g.pos, "inp_pos");
+    ggml_set_input(g.pos);
 
     // Patch embedding: the conv kernel flattened to (c, py, px) rows is a matrix over pre-cut patches.
-    ggml_tensor * patch_w = ggml_reshape_2d(ctx, w.patch_w, patch_values, hp.hidden);
-    ggml_tensor * x = linear(ctx, g->inp, patch_w, w.patch_b);
+    ggml_tensor * patch_w = ggml_reshape_2d(ctx, tw.patch_w, patch_values, hp.hidden);
+    ggml_tensor * x = linear(ctx, g.inp, patch_w, tw.patch_b);
 
-    int sections[4] = {static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4)};
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    const bool cast_kv = model_->on_gpu(); // GPU flash attention kernels want f16 K/V; the CPU one is exact in f32
-    for (const VisionLayer & L : w.layers) {
-        ggml_tensor * h = layer_norm(ctx, x, L.ln1_w, L.ln1_b, hp.eps);
-        ggml_tensor * q = ggml_reshape_3d(ctx, linear(ctx, h, L.q_w, L.q_b), d, hp.heads, tokens);
-        ggml_tensor * k = ggml_reshape_3d(ctx, linear(ctx, h, L.k_w, L.k_b), d, hp.heads, tokens);
-        ggml_tensor * v = ggml_reshape_3d(ctx, linear(ctx, h, L.v_w, L.v_b), d, hp.heads, tokens);
-        // 2D RoPE: pairs (i, i + d/2); the first half of the pairs turn with the row, the second with the column.
-        q = ggml_rope_multi(ctx, q, g->pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, hp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
-        k = ggml_rope_multi(ctx, k, g->pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, hp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
-        // [d, heads, n·batch] → [d, n, heads, batch]: attention runs within each item of the batch only.
-        q = ggml_permute(ctx, ggml_reshape_4d(ctx, q, d, hp.heads, n, batch), 0, 2, 1, 3);
-        k = ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, hp.heads, n, batch), 0, 2, 1, 3);
-        v = ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, hp.heads, n, batch), 0, 2, 1, 3);
-        if (cast_kv) {
-            k = ggml_cast(ctx, k, GGML_TYPE_F16);
-            v = ggml_cast(ctx, v, GGML_TYPE_F16);
-        } else {
-            k = ggml_cont(ctx, k);
-            v = ggml_cont(ctx, v);
-        }
-        ggml_tensor * attn = ggml_flash_attn_ext(ctx, q, k, v, nullptr, scale, 0.0f, 0.0f);
-        ggml_prec_set_acc(attn, GGML_PREC_F32);
-        attn = ggml_reshape_2d(ctx, attn, d * hp.heads, tokens); // result is [d, heads, n, batch]
-        x = ggml_add(ctx, x, linear(ctx, attn, L.o_w, L.o_b));
-
-        h = layer_norm(ctx, x, L.ln2_w, L.ln2_b, hp.eps);
-        h = linear(ctx, h, L.up_w, L.up_b);
-        h = hp.vision_act == "gelu" ? ggml_gelu_erf(ctx, h) : gelu_tanh(ctx, h, !model_->on_gpu());
-        x = ggml_add(ctx, x, linear(ctx, h, L.down_w, L.down_b));
-    }
-    x = layer_norm(ctx, x, w.post_ln_w, w.post_ln_b, hp.eps);
+    BlockParams bp;
+    bp.n = n;
+    bp.batch = g.batch;
+    bp.heads = hp.heads;
+    bp.head_dim = hp.head_dim();
+    bp.eps = hp.eps;
+    bp.act = hp.act;
+    bp.on_cpu = !model_->on_gpu();
+    bp.rope_pos = g.pos;
+    bp.rope_theta = hp.rope_theta;
+    for (const VisionLayer & L : tw.layers) x = transformer_block(ctx, x, L, bp);
+    x = layer_norm(ctx, x, tw.post_ln_w, tw.post_ln_b, hp.eps);
 
     // m×m merge: in merge-block order the m² patches of a block are consecutive rows, so the bilinear down-sample by
     // m (which for m ≤ 2 equals the block mean) is the mean of each group of m² rows; blocks come out in raster order.
-    if (merge > 1) {
-        const int64_t group = static_cast<int64_t>(merge) * merge;
+    if (g.merge > 1) {
+        const int64_t group = static_cast<int64_t>(g.merge) * g.merge;
         const int64_t merged = tokens / group;
         ggml_tensor * sum = nullptr;
         for (int64_t j = 0; j < group; j++) {
@@ -167,32 +246,87 @@ VisionEncoder::CachedGraph & VisionEncoder::graph_for(int32_t batch, int32_t gri
         }
         x = ggml_scale(ctx, sum, 1.0f / static_cast<float>(group));
     }
-    if (n_keep >= 0) {
-        g->keep = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_keep);
-        ggml_set_name(g->keep, "inp_keep");
-        ggml_set_input(g->keep);
-        x = ggml_get_rows(ctx, x, g->keep); // pruned tokens skip the projector
+    if (g.n_keep >= 0) {
+        g.keep = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g.n_keep);
+        ggml_set_name(g.keep, "inp_keep");
+        ggml_set_input(g.keep);
+        x = ggml_get_rows(ctx, x, g.keep); // pruned tokens skip the projector
     }
-    x = linear(ctx, x, w.mm0_w, w.mm0_b);
-    x = ggml_gelu_erf(ctx, x);
-    x = linear(ctx, x, w.mm2_w, w.mm2_b);
-    ggml_set_name(x, "vision_out");
-    ggml_set_output(x);
-    g->out = x;
-    ggml_build_forward_expand(g->gf, x);
+    g.out = projector(ctx, x, model_->weights());
+}
 
-    cached_ = std::move(g);
-    return *cached_;
+// Video-LLaVA: patches in raster order → patch embedding (no bias) → [class token; patches] per item + position
+// embedding → pre-layernorm → blocks (no RoPE) → the class token (where the tower keeps it) and the kept patch tokens
+// of each item → projector. HF's hidden_states[feature_layer] is the output of the last block the file holds.
+void VisionEncoder::build_clip(CachedGraph & g, const VisionTower & tw) {
+    const VisionHparams & hp = model_->hparams();
+    ggml_context * ctx = g.ctx;
+    const int64_t patches = static_cast<int64_t>(g.grid_h) * g.grid_w;
+    const int64_t n = 1 + patches; // tokens per item
+    const int64_t patch_values = 3LL * hp.patch_size * hp.patch_size;
+
+    g.inp = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, patch_values, patches * g.batch);
+    ggml_set_name(g.inp, "inp_patches");
+    ggml_set_input(g.inp);
+
+    ggml_tensor * patch_w = ggml_reshape_2d(ctx, tw.patch_w, patch_values, hp.hidden);
+    ggml_tensor * x = ggml_reshape_3d(ctx, linear(ctx, g.inp, patch_w, nullptr), hp.hidden, patches, g.batch);
+    ggml_tensor * cls = ggml_repeat_4d(ctx, ggml_reshape_3d(ctx, tw.class_embd, hp.hidden, 1, 1), hp.hidden, 1, g.batch, 1);
+    x = ggml_concat(ctx, cls, x, 1);     // [hidden, 1 + patches, batch]
+    x = ggml_add(ctx, x, tw.pos_embd);   // [hidden, 1 + patches] broadcast over the items
+    x = ggml_reshape_2d(ctx, x, hp.hidden, n * g.batch);
+    x = layer_norm(ctx, x, tw.pre_ln_w, tw.pre_ln_b, hp.eps);
+
+    BlockParams bp;
+    bp.n = n;
+    bp.batch = g.batch;
+    bp.heads = hp.heads;
+    bp.head_dim = hp.head_dim();
+    bp.eps = hp.eps;
+    bp.act = hp.act;
+    bp.on_cpu = !model_->on_gpu();
+    for (const VisionLayer & L : tw.layers) x = transformer_block(ctx, x, L, bp);
+
+    g.keep = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g.n_keep);
+    ggml_set_name(g.keep, "inp_keep");
+    ggml_set_input(g.keep);
+    x = ggml_get_rows(ctx, x, g.keep);
+    g.out = projector(ctx, x, model_->weights());
+}
+
+int32_t VisionEncoder::tokens_unpruned(const VisionItem & item) const {
+    return (model_->hparams().keep_cls(item.tower) ? 1 : 0) + item.n_merged();
+}
+
+int32_t VisionEncoder::tokens_out(const VisionItem & item) const {
+    return (model_->hparams().keep_cls(item.tower) ? 1 : 0) + item.n_kept();
 }
 
 void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, std::vector<float> & out, const AbortFlagPtr & abort) {
     const VisionHparams & hp = model_->hparams();
     const VisionItem & first = *batch.front();
     const int32_t b = static_cast<int32_t>(batch.size());
+    const bool clip = hp.is_clip();
     bool keep_all = true;
     for (const VisionItem * item : batch) keep_all = keep_all && item->keep_all;
+    // Rows of the encoder output that go to the projector. NaViT: kept merged tokens (none listed when all are kept).
+    // CLIP: per item its class token (where the tower keeps it) then its kept patches; item i's tokens start at
+    // i·(1 + patches), its class token first.
     std::vector<int32_t> keep;
-    if (!keep_all) {
+    if (clip) {
+        const int32_t patches = first.n_patches();
+        const bool cls = hp.keep_cls(first.tower);
+        for (int32_t i = 0; i < b; i++) {
+            const VisionItem & item = *batch[i];
+            const int32_t base = i * (1 + patches);
+            if (cls) keep.push_back(base);
+            if (item.keep_all) {
+                for (int32_t t = 0; t < patches; t++) keep.push_back(base + 1 + t);
+            } else {
+                for (int32_t t : item.keep) keep.push_back(base + 1 + t);
+            }
+        }
+    } else if (!keep_all) {
         const int32_t per_item = first.n_merged();
         for (int32_t i = 0; i < b; i++) {
             const VisionItem & item = *batch[i];
@@ -203,7 +337,10 @@ void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, 
             }
         }
     }
-    CachedGraph & g = graph_for(b, first.grid_h, first.grid_w, first.merge, keep_all ? -1 : static_cast<int32_t>(keep.size()));
+    const bool select = clip || !keep_all;
+    if (select && keep.empty()) return; // every token pruned: nothing to encode
+    CachedGraph & g = graph_for(clip ? first.tower : VisionTowerId::Image, b, first.grid_h, first.grid_w, first.merge,
+                                select ? static_cast<int32_t>(keep.size()) : -1);
 
     ggml_backend_sched_reset(sched_);
     if (!ggml_backend_sched_alloc_graph(sched_, g.gf)) {
@@ -214,31 +351,34 @@ void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, 
         peak_compute_bytes_ = std::max(peak_compute_bytes_, ggml_backend_sched_get_buffer_size(sched_, ggml_backend_sched_get_backend(sched_, i)));
     }
 
-    // Inputs: patches of every item back to back; positions as 4 planes [h…][w…][h…][w…] (planes 2-3 repeat 0-1).
+    // Inputs: patches of every item back to back.
     const int64_t n = first.n_patches();
     const size_t row_bytes = sizeof(float) * 3 * hp.patch_size * hp.patch_size;
     for (int32_t i = 0; i < b; i++) ggml_backend_tensor_set(g.inp, batch[i]->patches, row_bytes * n * i, row_bytes * n);
-    const int64_t tokens = n * b;
-    std::vector<int32_t> pos(tokens * 4);
-    const int32_t m = first.merge;
-    int64_t r = 0;
-    for (int32_t bh = 0; bh < first.grid_h / m; bh++) {
-        for (int32_t bw = 0; bw < first.grid_w / m; bw++) {
-            for (int32_t mh = 0; mh < m; mh++) {
-                for (int32_t mw = 0; mw < m; mw++, r++) {
-                    pos[r] = bh * m + mh;
-                    pos[tokens + r] = bw * m + mw;
+    if (g.pos) {
+        // NaViT positions as 4 planes [h…][w…][h…][w…] (planes 2-3 repeat 0-1).
+        const int64_t tokens = n * b;
+        std::vector<int32_t> pos(tokens * 4);
+        const int32_t m = first.merge;
+        int64_t r = 0;
+        for (int32_t bh = 0; bh < first.grid_h / m; bh++) {
+            for (int32_t bw = 0; bw < first.grid_w / m; bw++) {
+                for (int32_t mh = 0; mh < m; mh++) {
+                    for (int32_t mw = 0; mw < m; mw++, r++) {
+                        pos[r] = bh * m + mh;
+                        pos[tokens + r] = bw * m + mw;
+                    }
                 }
             }
         }
+        for (int32_t i = 1; i < b; i++) {
+            std::memcpy(pos.data() + i * n, pos.data(), sizeof(int32_t) * n);
+            std::memcpy(pos.data() + tokens + i * n, pos.data() + tokens, sizeof(int32_t) * n);
+        }
+        std::memcpy(pos.data() + 2 * tokens, pos.data(), sizeof(int32_t) * 2 * tokens);
+        ggml_backend_tensor_set(g.pos, pos.data(), 0, ggml_nbytes(g.pos));
     }
-    for (int32_t i = 1; i < b; i++) {
-        std::memcpy(pos.data() + i * n, pos.data(), sizeof(int32_t) * n);
-        std::memcpy(pos.data() + tokens + i * n, pos.data() + tokens, sizeof(int32_t) * n);
-    }
-    std::memcpy(pos.data() + 2 * tokens, pos.data(), sizeof(int32_t) * 2 * tokens);
-    ggml_backend_tensor_set(g.pos, pos.data(), 0, ggml_nbytes(g.pos));
-    if (g.keep) ggml_backend_tensor_set(g.keep, keep.data(), 0, ggml_nbytes(g.keep));
+    if (g.keep && !keep.empty()) ggml_backend_tensor_set(g.keep, keep.data(), 0, ggml_nbytes(g.keep));
 
     current_abort_ = abort;
     const ggml_status status = ggml_backend_sched_graph_compute(sched_, g.gf);
@@ -254,12 +394,23 @@ void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, 
 std::vector<int32_t> VisionEncoder::encode(const std::vector<VisionItem> & items, std::vector<float> & out, const AbortFlagPtr & abort,
                                            const VisionEncodeProgressFn & progress, const VisionEncodeOptions & options) {
     const VisionHparams & hp = model_->hparams();
+    const bool clip = hp.is_clip();
     std::vector<int32_t> counts;
     for (const VisionItem & item : items) {
         if (!item.patches) throw Error(ErrorCode::InvalidArgument, "vision item without patches");
         if (item.grid_h <= 0 || item.grid_w <= 0 || item.merge <= 0 || item.grid_h % item.merge || item.grid_w % item.merge) {
             throw Error(ErrorCode::InvalidArgument, "patch grid " + std::to_string(item.grid_h) + "x" + std::to_string(item.grid_w) +
                                                         " is not a positive multiple of the merge size " + std::to_string(item.merge));
+        }
+        if (clip) {
+            model_->tower(item.tower); // throws when the file has no such tower
+            const int32_t side = hp.clip_grid();
+            if (item.merge != 1 || item.grid_h != side || item.grid_w != side) {
+                throw Error(ErrorCode::InvalidArgument, "the CLIP towers encode " + std::to_string(side) + "x" + std::to_string(side) + " patches (" +
+                                                            std::to_string(hp.image_size) + "x" + std::to_string(hp.image_size) +
+                                                            " pixels) of merge 1, got a " + std::to_string(item.grid_h) + "x" +
+                                                            std::to_string(item.grid_w) + " grid of merge " + std::to_string(item.merge));
+            }
         }
         if (!item.keep_all) {
             int32_t previous = -1;
@@ -268,13 +419,15 @@ std::vector<int32_t> VisionEncoder::encode(const std::vector<VisionItem> & items
                 previous = t;
             }
         }
-        counts.push_back(item.n_out());
+        counts.push_back(tokens_out(item));
     }
     const size_t proj = static_cast<size_t>(hp.proj_dim);
     size_t total_out = 0;
     for (int32_t c : counts) total_out += static_cast<size_t>(c) * proj;
     out.reserve(out.size() + total_out);
 
+    // VideoLLaMA3 has one tower: items batch together whatever tower they name.
+    auto same_tower = [clip](const VisionItem & a, const VisionItem & b) { return !clip || a.tower == b.tower; };
     size_t i = 0;
     while (i < items.size()) {
         if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
@@ -282,7 +435,7 @@ std::vector<int32_t> VisionEncoder::encode(const std::vector<VisionItem> & items
         int64_t patches = items[i].n_patches();
         while (i + batch.size() < items.size()) {
             const VisionItem & next = items[i + batch.size()];
-            if (next.grid_h != items[i].grid_h || next.grid_w != items[i].grid_w || next.merge != items[i].merge) break;
+            if (next.grid_h != items[i].grid_h || next.grid_w != items[i].grid_w || next.merge != items[i].merge || !same_tower(next, items[i])) break;
             if (patches + next.n_patches() > options.max_batch_patches) break;
             batch.push_back(&next);
             patches += next.n_patches();

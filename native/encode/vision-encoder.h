@@ -1,9 +1,15 @@
-// Runs the vision tower on preprocessed images and video frames: NaViT encoder with 2D RoPE and attention strictly
-// within each image/frame, post-layernorm, m×m mean merge (video), optional token selection (DiffFP keeps), projector.
+// Runs a vision tower on preprocessed images and video frames, then the projector. Two graphs built from the same
+// blocks (layer norm, linear, transformer block = attention sub-block with optional 2D RoPE + MLP sub-block with the
+// file's activation, projector):
+//   - NaViT (VideoLLaMA3): patch embedding → blocks with 2D RoPE → post-layernorm → m×m mean merge (video) →
+//     optional token selection (DiffFP keeps) → projector;
+//   - CLIP (Video-LLaVA): patch embedding (no bias) → [class token; patches] + position embedding → pre-layernorm →
+//     blocks (no RoPE) → select the class token (where the tower keeps it) and the kept patch tokens → projector.
+// Attention is strictly within each image/frame.
 //
-// Items of the same patch grid and merge size are encoded together as a batch (attention stays per item: the batch
-// is a separate dimension, never mixed). The scheduler's compute buffers are reused across calls, and the last graph
-// is kept and reused when the next batch has the same shape.
+// Items of the same tower, patch grid and merge size are encoded together as a batch (attention stays per item: the
+// batch is a separate dimension, never mixed). The scheduler's compute buffers are reused across calls, and the last
+// graph is kept and reused when the next batch has the same shape.
 #pragma once
 
 #include <cstdint>
@@ -20,14 +26,17 @@ struct VisionItem {
     const float * patches = nullptr; // grid_h*grid_w rows of 3·p·p normalized values, merge-block order
     int32_t grid_h = 0;              // in patches
     int32_t grid_w = 0;
-    int32_t merge = 1;               // 1 for images, the video merge size for frames
+    int32_t merge = 1;               // 1 for images, the video merge size for frames (always 1 for CLIP)
+    // The tower that encodes the item (Video-LLaVA); VideoLLaMA3 has one tower and ignores it.
+    VisionTowerId tower = VisionTowerId::Image;
     // Merged tokens to keep (ascending indices into this item's (grid_h/merge)*(grid_w/merge) tokens); empty = all.
+    // For CLIP these index the patch tokens; the class token, where the tower keeps it, is always kept and first.
     std::vector<int32_t> keep;
     bool keep_all = true;
 
     int32_t n_patches() const { return grid_h * grid_w; }
     int32_t n_merged() const { return (grid_h / merge) * (grid_w / merge); }
-    int32_t n_out() const { return keep_all ? n_merged() : static_cast<int32_t>(keep.size()); }
+    int32_t n_kept() const { return keep_all ? n_merged() : static_cast<int32_t>(keep.size()); }
 };
 
 struct VisionEncodeOptions {
@@ -45,19 +54,25 @@ class VisionEncoder {
     VisionEncoder(const VisionEncoder &) = delete;
     VisionEncoder & operator=(const VisionEncoder &) = delete;
 
-    // Appends n_out × proj_dim floats per item to `out`, in item order. Checks `abort` between batches and inside
+    // Appends tokens_out(item) × proj_dim floats per item to `out`, in item order. Checks `abort` between batches and inside
     // a batch (CPU); throws vl::Error(Aborted) with `out` holding only whole items. Returns tokens per item.
     std::vector<int32_t> encode(const std::vector<VisionItem> & items, std::vector<float> & out, const AbortFlagPtr & abort,
                                 const VisionEncodeProgressFn & progress = nullptr, const VisionEncodeOptions & options = {});
 
     const VisionModelPtr & model() const { return model_; }
+    // Output tokens of an item before pruning (merged patch tokens, plus the class token where its tower keeps it),
+    // and after (the kept ones, plus that class token).
+    int32_t tokens_unpruned(const VisionItem & item) const;
+    int32_t tokens_out(const VisionItem & item) const;
     // Largest compute buffer the scheduler has allocated so far, in bytes (for memory reporting).
     size_t compute_buffer_bytes() const;
 
   private:
     struct CachedGraph;
     void encode_batch(const std::vector<const VisionItem *> & batch, std::vector<float> & out, const AbortFlagPtr & abort);
-    CachedGraph & graph_for(int32_t batch, int32_t grid_h, int32_t grid_w, int32_t merge, int32_t n_keep);
+    CachedGraph & graph_for(VisionTowerId tower, int32_t batch, int32_t grid_h, int32_t grid_w, int32_t merge, int32_t n_keep);
+    void build_navit(CachedGraph & g, const VisionTower & tower);
+    void build_clip(CachedGraph & g, const VisionTower & tower);
     static bool abort_callback(void * data);
 
     VisionModelPtr model_;

@@ -45,6 +45,20 @@ class KeyReader {
     }
     uint32_t u32(const char * key, uint32_t fallback) const { return has(key) ? u32(key) : fallback; }
 
+    int32_t i32(const char * key) const {
+        const int64_t id = require(key);
+        switch (gguf_get_kv_type(g_, id)) {
+            case GGUF_TYPE_INT32: return gguf_get_val_i32(g_, id);
+            case GGUF_TYPE_UINT32: {
+                const uint32_t v = gguf_get_val_u32(g_, id);
+                if (v > 0x7fffffffu) fail(key, "is out of range");
+                return static_cast<int32_t>(v);
+            }
+            default: fail(key, "must be an integer");
+        }
+    }
+    int32_t i32(const char * key, int32_t fallback) const { return has(key) ? i32(key) : fallback; }
+
     float f32(const char * key) const {
         const int64_t id = require(key);
         switch (gguf_get_kv_type(g_, id)) {
@@ -121,11 +135,13 @@ std::shared_ptr<VisionModel> VisionModel::load(const VisionModelParams & params,
     KeyReader keys(g.get(), path);
     const std::string arch = keys.str("general.architecture", "");
     const std::string projector = keys.str("clip.projector_type", "");
-    if (arch != "clip" || projector != "videollama3") {
-        throw Error(ErrorCode::ModelLoad, path + ": not a VideoLLaMA3 vision projector (general.architecture='" + arch +
+    if (arch != "clip" || (projector != "videollama3" && projector != "video_llava")) {
+        throw Error(ErrorCode::ModelLoad, path + ": not a VideoLLaMA3 or Video-LLaVA vision projector (general.architecture='" + arch +
                                               "', clip.projector_type='" + projector + "')");
     }
     VisionHparams & hp = model->hparams_;
+    hp.family = projector == "video_llava" ? VisionFamily::VideoLLaVA : VisionFamily::VideoLLaMA3;
+    // Keys of both families (llama.cpp's clip names).
     hp.hidden = static_cast<int32_t>(keys.u32("clip.vision.embedding_length"));
     hp.ffn = static_cast<int32_t>(keys.u32("clip.vision.feed_forward_length"));
     hp.layers = static_cast<int32_t>(keys.u32("clip.vision.block_count"));
@@ -135,29 +151,84 @@ std::shared_ptr<VisionModel> VisionModel::load(const VisionModelParams & params,
     hp.proj_dim = static_cast<int32_t>(keys.u32("clip.vision.projection_dim"));
     hp.mean = keys.f32x3("clip.vision.image_mean");
     hp.std = keys.f32x3("clip.vision.image_std");
-    hp.rope_theta = keys.f32("videollama3.vision.rope.freq_base", 10000.0f);
-    hp.vision_act = keys.str("videollama3.vision.hidden_act", "gelu_pytorch_tanh");
-    hp.projector_type = keys.str("videollama3.projector.type", "mlp2x_gelu");
-    hp.image_merge = static_cast<int32_t>(keys.u32("videollama3.image.merge_size", 1));
-    hp.video_merge = static_cast<int32_t>(keys.u32("videollama3.video.merge_size", 2));
-    hp.image_min_tokens = static_cast<int32_t>(keys.u32("videollama3.image.min_tokens", 16));
-    hp.image_max_tokens = static_cast<int32_t>(keys.u32("videollama3.image.max_tokens", 16384));
-    hp.rescale = keys.f32("videollama3.image.rescale_factor", 1.0f / 255.0f);
-    hp.resample = keys.str("videollama3.image.resample", "bicubic");
-    hp.video_fps = keys.f32("videollama3.video.fps", 1.0f);
-    hp.video_max_frames = static_cast<int32_t>(keys.u32("videollama3.video.max_frames", 180));
-    hp.token_compression = keys.boolean("videollama3.video.token_compression", true);
-    hp.diff_threshold = keys.f32("videollama3.video.diff_threshold", 0.1f);
-    hp.min_tokens_per_frame = static_cast<int32_t>(keys.u32("videollama3.video.min_tokens_per_frame", 1));
-    hp.image_token_id = static_cast<int32_t>(keys.u32("videollama3.image_token_id", 151665));
 
     auto bad = [&](const std::string & what) { throw Error(ErrorCode::ModelLoad, path + ": " + what); };
+    if (hp.family == VisionFamily::VideoLLaMA3) {
+        hp.rope_theta = keys.f32("videollama3.vision.rope.freq_base", 10000.0f);
+        hp.vision_act = keys.str("videollama3.vision.hidden_act", "gelu_pytorch_tanh");
+        hp.projector_type = keys.str("videollama3.projector.type", "mlp2x_gelu");
+        hp.image_merge = static_cast<int32_t>(keys.u32("videollama3.image.merge_size", 1));
+        hp.video_merge = static_cast<int32_t>(keys.u32("videollama3.video.merge_size", 2));
+        hp.image_min_tokens = static_cast<int32_t>(keys.u32("videollama3.image.min_tokens", 16));
+        hp.image_max_tokens = static_cast<int32_t>(keys.u32("videollama3.image.max_tokens", 16384));
+        hp.rescale = keys.f32("videollama3.image.rescale_factor", 1.0f / 255.0f);
+        hp.resample = keys.str("videollama3.image.resample", "bicubic");
+        hp.video_fps = keys.f32("videollama3.video.fps", 1.0f);
+        hp.video_max_frames = static_cast<int32_t>(keys.u32("videollama3.video.max_frames", 180));
+        hp.token_compression = keys.boolean("videollama3.video.token_compression", true);
+        hp.diff_threshold = keys.f32("videollama3.video.diff_threshold", 0.1f);
+        hp.min_tokens_per_frame = static_cast<int32_t>(keys.u32("videollama3.video.min_tokens_per_frame", 1));
+        hp.image_token_id = static_cast<int32_t>(keys.u32("videollama3.image_token_id", 151665));
+        hp.act = hp.vision_act == "gelu" ? VisionAct::GeluErf : VisionAct::GeluTanh;
+    } else {
+        // Video-LLaVA: the keys that fix tensor shapes or token ids are required; preprocessing keys default to the
+        // values of Video-LLaVA-7B (docs/gguf-format.md).
+        if (!keys.boolean("clip.has_vision_encoder", true)) bad("clip.has_vision_encoder is false (no vision encoder)");
+        hp.rope_theta = 0.0f;
+        hp.image_size = static_cast<int32_t>(keys.u32("clip.vision.image_size"));
+        const bool use_gelu = keys.boolean("clip.use_gelu", false);
+        hp.vision_act = use_gelu ? "gelu" : "quick_gelu";
+        hp.act = use_gelu ? VisionAct::GeluErf : VisionAct::QuickGelu;
+        hp.projector_type = keys.str("video_llava.projector.type", "mlp2x_gelu");
+        const int32_t crop = static_cast<int32_t>(keys.u32("video_llava.image.crop_size", static_cast<uint32_t>(hp.image_size)));
+        hp.shortest_edge = static_cast<int32_t>(keys.u32("video_llava.image.shortest_edge", static_cast<uint32_t>(crop)));
+        hp.rescale = keys.f32("video_llava.image.rescale_factor", 1.0f / 255.0f);
+        hp.resample = keys.str("video_llava.image.resample", "bicubic");
+        hp.image_keep_cls = keys.boolean("video_llava.image.keep_cls", false);
+        hp.video_keep_cls = keys.boolean("video_llava.video.keep_cls", true);
+        hp.video_frames = static_cast<int32_t>(keys.u32("video_llava.video.num_frames", 8));
+        hp.token_compression = keys.boolean("video_llava.video.token_compression", false);
+        hp.diff_threshold = keys.f32("video_llava.video.diff_threshold", 0.1f);
+        hp.min_tokens_per_frame = static_cast<int32_t>(keys.u32("video_llava.video.min_tokens_per_frame", 1));
+        hp.image_token_id = static_cast<int32_t>(keys.u32("video_llava.image_token_id"));
+        hp.video_token_id = static_cast<int32_t>(keys.u32("video_llava.video_token_id"));
+        // Every item is one image_size² crop of merge 1; frames are sampled by count, not by rate.
+        hp.image_merge = 1;
+        hp.video_merge = 1;
+        hp.video_fps = 0.0f;
+        hp.video_max_frames = hp.video_frames;
+        if (hp.patch_size <= 0 || hp.image_size <= 0 || hp.image_size % hp.patch_size != 0) {
+            bad("clip.vision.image_size (" + std::to_string(hp.image_size) + ") must be a positive multiple of clip.vision.patch_size (" +
+                std::to_string(hp.patch_size) + ")");
+        }
+        hp.image_min_tokens = hp.clip_grid() * hp.clip_grid(); // one fixed grid: every image has exactly its patches
+        hp.image_max_tokens = hp.image_min_tokens;
+        if (crop != hp.image_size) {
+            bad("video_llava.image.crop_size (" + std::to_string(crop) + ") must equal clip.vision.image_size (" + std::to_string(hp.image_size) +
+                "): the position embeddings are for that grid");
+        }
+        if (hp.shortest_edge <= 0 || hp.shortest_edge > 65536) bad("video_llava.image.shortest_edge must be between 1 and 65536");
+        if (hp.video_frames <= 0 || hp.video_frames > 100000) bad("video_llava.video.num_frames must be between 1 and 100000");
+        // The layers written are those up to the feature layer: block_count = source + feature_layer + 1 (negative) or
+        // feature_layer (non-negative, hidden_states[k] = the output of block k - 1).
+        if (keys.has("video_llava.vision.feature_layer") && keys.has("video_llava.vision.source_block_count")) {
+            const int32_t feature = keys.i32("video_llava.vision.feature_layer");
+            const int32_t source = static_cast<int32_t>(keys.u32("video_llava.vision.source_block_count"));
+            const int32_t expect = feature < 0 ? source + feature + 1 : feature;
+            if (expect != hp.layers) {
+                bad("clip.vision.block_count is " + std::to_string(hp.layers) + " but video_llava.vision.feature_layer " + std::to_string(feature) +
+                    " of video_llava.vision.source_block_count " + std::to_string(source) + " means " + std::to_string(expect) + " blocks");
+            }
+        }
+        if (hp.resample != "bicubic") bad("unsupported video_llava.image.resample '" + hp.resample + "' (only bicubic)");
+    }
+
     if (hp.hidden <= 0 || hp.heads <= 0 || hp.hidden % hp.heads != 0) bad("embedding_length must be a positive multiple of head_count");
-    if (hp.head_dim() % 4 != 0) bad("the 2D RoPE needs a head size divisible by 4, got " + std::to_string(hp.head_dim()));
+    if (!hp.is_clip() && hp.head_dim() % 4 != 0) bad("the 2D RoPE needs a head size divisible by 4, got " + std::to_string(hp.head_dim()));
     if (hp.layers <= 0 || hp.layers > 1000 || hp.ffn <= 0 || hp.proj_dim <= 0) bad("implausible sizes");
     if (hp.patch_size <= 0 || hp.patch_size > 1024) bad("implausible patch_size");
     if (hp.image_merge < 1 || hp.video_merge < 1 || hp.image_merge > 8 || hp.video_merge > 8) bad("merge sizes must be 1..8");
-    if (hp.vision_act != "gelu_pytorch_tanh" && hp.vision_act != "gelu") bad("unsupported vision activation '" + hp.vision_act + "'");
+    if (!hp.is_clip() && hp.vision_act != "gelu_pytorch_tanh" && hp.vision_act != "gelu") bad("unsupported vision activation '" + hp.vision_act + "'");
     if (hp.projector_type != "mlp2x_gelu") bad("unsupported projector type '" + hp.projector_type + "'");
     for (int c = 0; c < 3; c++) if (!(hp.std[c] > 0.0f)) bad("image_std must be positive");
 
@@ -177,32 +248,57 @@ std::shared_ptr<VisionModel> VisionModel::load(const VisionModelParams & params,
         return t;
     };
     const int64_t H = hp.hidden, F = hp.ffn, P = hp.patch_size, D = hp.proj_dim;
+    // The blocks of one tower: `prefix` + "blk.N." + the names of docs/gguf-format.md (the same for both families).
+    auto load_layers = [&](const std::string & prefix, std::vector<VisionLayer> & layers) {
+        layers.resize(hp.layers);
+        for (int il = 0; il < hp.layers; il++) {
+            const std::string p = prefix + "blk." + std::to_string(il) + ".";
+            VisionLayer & L = layers[il];
+            L.ln1_w = tensor(p + "ln1.weight", {H});
+            L.ln1_b = tensor(p + "ln1.bias", {H});
+            L.q_w = tensor(p + "attn_q.weight", {H, H});
+            L.q_b = tensor(p + "attn_q.bias", {H});
+            L.k_w = tensor(p + "attn_k.weight", {H, H});
+            L.k_b = tensor(p + "attn_k.bias", {H});
+            L.v_w = tensor(p + "attn_v.weight", {H, H});
+            L.v_b = tensor(p + "attn_v.bias", {H});
+            L.o_w = tensor(p + "attn_out.weight", {H, H});
+            L.o_b = tensor(p + "attn_out.bias", {H});
+            L.ln2_w = tensor(p + "ln2.weight", {H});
+            L.ln2_b = tensor(p + "ln2.bias", {H});
+            L.up_w = tensor(p + "ffn_up.weight", {H, F});
+            L.up_b = tensor(p + "ffn_up.bias", {F});
+            L.down_w = tensor(p + "ffn_down.weight", {F, H});
+            L.down_b = tensor(p + "ffn_down.bias", {H});
+        }
+    };
     VisionWeights & w = model->weights_;
-    w.patch_w = tensor("v.patch_embd.weight", {P, P, 3, H});
-    w.patch_b = tensor("v.patch_embd.bias", {H});
-    w.layers.resize(hp.layers);
-    for (int il = 0; il < hp.layers; il++) {
-        const std::string p = "v.blk." + std::to_string(il) + ".";
-        VisionLayer & L = w.layers[il];
-        L.ln1_w = tensor(p + "ln1.weight", {H});
-        L.ln1_b = tensor(p + "ln1.bias", {H});
-        L.q_w = tensor(p + "attn_q.weight", {H, H});
-        L.q_b = tensor(p + "attn_q.bias", {H});
-        L.k_w = tensor(p + "attn_k.weight", {H, H});
-        L.k_b = tensor(p + "attn_k.bias", {H});
-        L.v_w = tensor(p + "attn_v.weight", {H, H});
-        L.v_b = tensor(p + "attn_v.bias", {H});
-        L.o_w = tensor(p + "attn_out.weight", {H, H});
-        L.o_b = tensor(p + "attn_out.bias", {H});
-        L.ln2_w = tensor(p + "ln2.weight", {H});
-        L.ln2_b = tensor(p + "ln2.bias", {H});
-        L.up_w = tensor(p + "ffn_up.weight", {H, F});
-        L.up_b = tensor(p + "ffn_up.bias", {F});
-        L.down_w = tensor(p + "ffn_down.weight", {F, H});
-        L.down_b = tensor(p + "ffn_down.bias", {H});
+    if (hp.family == VisionFamily::VideoLLaMA3) {
+        VisionTower & t = w.towers.emplace_back();
+        t.patch_w = tensor("v.patch_embd.weight", {P, P, 3, H});
+        t.patch_b = tensor("v.patch_embd.bias", {H});
+        load_layers("v.", t.layers);
+        t.post_ln_w = tensor("v.post_ln.weight", {H});
+        t.post_ln_b = tensor("v.post_ln.bias", {H});
+    } else {
+        const int64_t positions = 1 + static_cast<int64_t>(hp.clip_grid()) * hp.clip_grid();
+        auto load_clip_tower = [&](const std::string & prefix) {
+            VisionTower & t = w.towers.emplace_back();
+            t.class_embd = tensor(prefix + "class_embd", {H});
+            t.patch_w = tensor(prefix + "patch_embd.weight", {P, P, 3, H});
+            t.pos_embd = tensor(prefix + "position_embd.weight", {H, positions});
+            if (t.pos_embd->type != GGML_TYPE_F32) bad("tensor " + prefix + "position_embd.weight must be f32");
+            t.pre_ln_w = tensor(prefix + "pre_ln.weight", {H});
+            t.pre_ln_b = tensor(prefix + "pre_ln.bias", {H});
+            load_layers(prefix, t.layers);
+        };
+        load_clip_tower("v.");
+        // The video tower is optional: a file with only the image tower encodes images only.
+        for (ggml_tensor * t = ggml_get_first_tensor(meta); t && !hp.has_video_tower; t = ggml_get_next_tensor(meta, t)) {
+            hp.has_video_tower = std::strncmp(t->name, "v.video.", 8) == 0;
+        }
+        if (hp.has_video_tower) load_clip_tower("v.video.");
     }
-    w.post_ln_w = tensor("v.post_ln.weight", {H});
-    w.post_ln_b = tensor("v.post_ln.bias", {H});
     w.mm0_w = tensor("mm.0.weight", {H, D});
     w.mm0_b = tensor("mm.0.bias", {D});
     w.mm2_w = tensor("mm.2.weight", {D, D});
@@ -268,6 +364,19 @@ VisionModel::~VisionModel() {
     if (ctx_meta_) ggml_free(ctx_meta_);
     if (backend_ && backend_ != backend_cpu_) ggml_backend_free(backend_);
     if (backend_cpu_) ggml_backend_free(backend_cpu_);
+}
+
+const char * vision_family_name(VisionFamily family) { return family == VisionFamily::VideoLLaVA ? "video_llava" : "videollama3"; }
+
+const char * vision_tower_name(VisionTowerId tower) { return tower == VisionTowerId::Video ? "video" : "image"; }
+
+const VisionTower & VisionModel::tower(VisionTowerId tower) const {
+    if (!hparams_.is_clip()) return weights_.towers.front();
+    const size_t index = static_cast<size_t>(tower);
+    if (index >= weights_.towers.size()) {
+        throw Error(ErrorCode::InvalidArgument, std::string("this projector (") + path_ + ") has no " + vision_tower_name(tower) + " tower");
+    }
+    return weights_.towers[index];
 }
 
 size_t VisionModel::weights_bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
