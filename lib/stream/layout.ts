@@ -9,7 +9,7 @@
  * @module
  */
 import { ChatTemplateError } from "../errors.js";
-import { tokenizePieces, type ChatTemplate, type PromptTokenizer, type TemplateMessage } from "../chat/template.js";
+import { tokenizePieces, type ChatTemplate, type PromptPiece, type PromptTokenizer, type TemplateMessage } from "../chat/template.js";
 import type { FamilyInfo, ModelFamily } from "../family/types.js";
 
 /** The tokens of one frame message around its visual tokens. */
@@ -107,10 +107,28 @@ export class StreamLayout {
         const base = [...this.#sinkMessages, ...(previous ? [previous] : [])];
         const before = previous ? this.#tokens(base, false) : this.#sink;
         const after = this.#tokens([...base, message], generation);
-        if (!startsWith(after, before)) {
+        if (startsWith(after, before)) return after.slice(before.length);
+        // A SentencePiece vocabulary merges the text that opens a message with the text that closed the one before
+        // (Video-LLaVA's `… <video>\n ` + `USER: …`), so the whole conversation's tokens are not the previous ones plus
+        // some more. A stream appends messages as they come: the new message's own pieces are tokenized on their own.
+        const own = previous ? this.#ownPieces(base, message, generation) : undefined;
+        if (!own) {
             throw new ChatTemplateError(`The chat template renders a ${message.role} message in a way that changes what comes before it; it cannot lay out live streams`);
         }
-        return after.slice(before.length);
+        return tokenizePieces(own, { ...this.#tokenizer, prefix: [] });
+    }
+
+    /** The pieces `message` adds after `base`, when the template's rendering of `base` is a prefix of the longer one. */
+    #ownPieces(base: readonly TemplateMessage[], message: TemplateMessage, generation: boolean): PromptPiece[] | undefined {
+        const a = this.#template.renderPieces(base, { addGenerationPrompt: false, variables: this.#variables });
+        const b = this.#template.renderPieces([...base, message], { addGenerationPrompt: generation, variables: this.#variables });
+        if (a.length === 0 || b.length < a.length) return undefined;
+        for (let i = 0; i < a.length - 1; i++) if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) return undefined;
+        const last = a[a.length - 1]!;
+        const same = b[a.length - 1]!;
+        if (JSON.stringify(last) === JSON.stringify(same)) return b.slice(a.length);
+        if (last.kind === "tokens" || same.kind !== last.kind || !same.text.startsWith(last.text)) return undefined;
+        return [{ kind: same.kind, text: same.text.slice(last.text.length) }, ...b.slice(a.length)];
     }
 
     #tokens(messages: readonly TemplateMessage[], addGenerationPrompt: boolean): number[] {
