@@ -39,3 +39,11 @@ export function writeGenerationKeys(w: GgufWriter, prefix: string, g: Generation
     if (g.repetitionPenalty !== undefined) w.setF32(`${prefix}.generation.repetition_penalty`, g.repetitionPenalty);
     if (g.doSample !== undefined) w.setBool(`${prefix}.generation.do_sample`, g.doSample);
 }
+
+/** `<arch>.rope.scaling.*` from config.json's `rope_scaling`, when it has one. */
+export function writeRopeScalingKeys(w: GgufWriter, arch: string, scaling: { type: string; factor?: number; originalContextLength?: number } | undefined): void {
+    if (!scaling) return;
+    w.setString(`${arch}.rope.scaling.type`, scaling.type);
+    if (scaling.factor !== undefined) w.setF32(`${arch}.rope.scaling.factor`, scaling.factor);
+    if (scaling.originalContextLength !== undefined) w.setU32(`${arch}.rope.scaling.original_context_length`, scaling.originalContextLength);
+}

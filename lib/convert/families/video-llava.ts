@@ -26,7 +26,7 @@ import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import type { CheckpointTensors } from "../safetensors.js";
 import { isIgnorableTensor, plan, ropePermutation, type TensorPlan } from "../tensor-map.js";
 import { readSentencePieceVocabulary, type SentencePieceVocabulary } from "../tokenizer-spm.js";
-import { writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
+import { writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
 
 /**
  * The chat template written when a Video-LLaVA checkpoint carries none: the prompt format of the Hugging Face
@@ -570,13 +570,7 @@ export function writeVideoLlavaTextMetadata(
     w.setU32("llama.rope.dimension_count", t.hiddenSize / t.heads);
     w.setF32("llama.attention.layer_norm_rms_epsilon", t.rmsNormEps);
     w.setU32("llama.vocab_size", t.vocabSize);
-    if (t.ropeScaling) {
-        w.setString("llama.rope.scaling.type", t.ropeScaling.type);
-        if (t.ropeScaling.factor !== undefined) w.setF32("llama.rope.scaling.factor", t.ropeScaling.factor);
-        if (t.ropeScaling.originalContextLength !== undefined) {
-            w.setU32("llama.rope.scaling.original_context_length", t.ropeScaling.originalContextLength);
-        }
-    }
+    writeRopeScalingKeys(w, "llama", t.ropeScaling);
     w.setString("tokenizer.ggml.model", "llama");
     w.setString("tokenizer.ggml.pre", "default");
     w.setArray("tokenizer.ggml.tokens", GgufValueType.STRING, vocab.tokens);

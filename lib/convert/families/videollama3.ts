@@ -14,7 +14,7 @@ import { readCheckpointConfig, SUPPORTED_ARCHITECTURES, SUPPORTED_MODEL_TYPES, t
 import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import { isIgnorableTensor, textTensorPlans, visionTensorPlans } from "../tensor-map.js";
 import { readVocabulary, type GgufVocabulary } from "../tokenizer.js";
-import { writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
+import { writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
 
 export const videollama3Family: ConverterFamily = {
     id: "videollama3",
@@ -76,13 +76,7 @@ export function writeTextMetadata(w: GgufWriter, config: CheckpointConfig, vocab
     w.setU32("qwen2.attention.head_count_kv", t.kvHeads);
     w.setF32("qwen2.rope.freq_base", t.ropeTheta);
     w.setF32("qwen2.attention.layer_norm_rms_epsilon", t.rmsNormEps);
-    if (t.ropeScaling) {
-        w.setString("qwen2.rope.scaling.type", t.ropeScaling.type);
-        if (t.ropeScaling.factor !== undefined) w.setF32("qwen2.rope.scaling.factor", t.ropeScaling.factor);
-        if (t.ropeScaling.originalContextLength !== undefined) {
-            w.setU32("qwen2.rope.scaling.original_context_length", t.ropeScaling.originalContextLength);
-        }
-    }
+    writeRopeScalingKeys(w, "qwen2", t.ropeScaling);
     w.setString("tokenizer.ggml.model", "gpt2");
     w.setString("tokenizer.ggml.pre", "qwen2");
     w.setArray("tokenizer.ggml.tokens", GgufValueType.STRING, vocab.tokens);
