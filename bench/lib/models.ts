@@ -22,11 +22,11 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeMmprojMetadata, writeTextMetadata } from "../../lib/convert/convert.js";
+import { writeClipVisionKeys, writeMmprojGeneralKeys } from "../../lib/convert/families/common.js";
 import { readCheckpointConfig, type CheckpointConfig } from "../../lib/convert/hf-config.js";
 import { selectMmprojTensorTypes, selectTextTensorTypes, type StorageType } from "../../lib/convert/quant-rules.js";
 import { textTensorPlans, visionTensorPlans, type TensorPlan } from "../../lib/convert/tensor-map.js";
 import { readVocabulary, type GgufVocabulary } from "../../lib/convert/tokenizer.js";
-import { GgufValueType, LlamaFileType } from "../../lib/gguf/types.js";
 import { GgufWriter } from "../../lib/gguf/writer.js";
 import { native } from "../../lib/native/load.js";
 import { checkpointConfig, QWEN2_VOCAB_GGUF, REAL_2B_TEXT, REAL_2B_VISION, writeCheckpointSideFiles } from "../../test/fixtures/hf-checkpoint.js";
@@ -40,7 +40,7 @@ const QWEN2VL_GENERATOR_VERSION = 1;
 /** Where the files go. */
 export const SHAPES_DIR = join(MODELS_DIR, "vl3-2b-shapes");
 const NAME = "VideoLLaMA3-2B-shapes";
-const SEED = 20240601;
+export const SEED = 20240601;
 const WEIGHT_STD = 0.02;
 /** Values generated (and converted) per chunk. */
 const CHUNK_VALUES = 1 << 22;
@@ -52,7 +52,8 @@ export type TextType = (typeof TEXT_TYPES)[number];
 /** VL3-SigLIP-NaViT dimensions (spec §2) and the projector width, for the Qwen2-VL-style peer's llama.cpp keys. */
 const VISION = { ...REAL_2B_VISION, eps: 1e-6, projection: REAL_2B_TEXT.hidden };
 
-interface TensorSpec {
+/** One tensor of a random-weight file. */
+export interface TensorSpec {
     name: string;
     /** ggml order, ne0 first. */
     shape: number[];
@@ -60,8 +61,8 @@ interface TensorSpec {
 }
 
 /** Norm weights are 1 and norm biases 0 (as initialised); every other tensor is random. */
-function tensorSpec(p: Pick<TensorPlan, "gguf" | "ne">): TensorSpec {
-    const norm = /(^|\.)(attn_norm|ffn_norm|output_norm|ln1|ln2|post_ln)\.(weight|bias)$/.exec(p.gguf);
+export function tensorSpec(p: Pick<TensorPlan, "gguf" | "ne">): TensorSpec {
+    const norm = /(^|\.)(attn_norm|ffn_norm|output_norm|ln1|ln2|pre_ln|post_ln)\.(weight|bias)$/.exec(p.gguf);
     return { name: p.gguf, shape: p.ne, fill: norm ? (norm[3] === "weight" ? "ones" : "zeros") : "weight" };
 }
 
@@ -144,7 +145,8 @@ async function* tensorChunks(t: TensorSpec, type: StorageType, threads: number):
     }
 }
 
-interface Sidecar {
+/** The `.json` file beside a generated file: what was asked for, and the size written. */
+export interface Sidecar {
     generator: number;
     request: Record<string, unknown>;
     vocab?: { size: number };
@@ -160,7 +162,11 @@ async function cached(path: string, wanted: Omit<Sidecar, "fileSize">): Promise<
     }
 }
 
-async function writeCached(
+/**
+ * Returns `path` when its sidecar matches `wanted`, else writes it with `fill` (to a temporary name, renamed when
+ * complete) and its sidecar.
+ */
+export async function writeCached(
     path: string,
     wanted: Omit<Sidecar, "fileSize">,
     fill: (w: GgufWriter) => Promise<void>,
@@ -184,7 +190,8 @@ async function writeCached(
     return path;
 }
 
-async function writeTensors(w: GgufWriter, list: TensorSpec[], types: Map<string, { type: StorageType }>, threads: number): Promise<void> {
+/** Adds `list` to the writer, writes the header, then each tensor's data in `types`' storage. */
+export async function writeTensors(w: GgufWriter, list: TensorSpec[], types: Map<string, { type: StorageType }>, threads: number): Promise<void> {
     for (const t of list) w.addTensor(t.name, types.get(t.name)!.type, t.shape);
     await w.writeHeader();
     for (const t of list) await w.writeTensor(t.name, tensorChunks(t, types.get(t.name)!.type, threads));
@@ -198,7 +205,8 @@ export interface GenerateOptions {
     log?: (line: string) => void;
 }
 
-const defaultLog = (line: string): void => {
+/** Progress lines to stderr. */
+export const defaultLog = (line: string): void => {
     process.stderr.write(`${line}\n`);
 };
 
@@ -232,23 +240,21 @@ export async function ensureQwen2vlMmproj(options: GenerateOptions = {}): Promis
         path,
         wanted,
         async (w) => {
-            w.setString("general.architecture", "clip");
-            w.setString("general.type", "mmproj");
-            w.setString("general.name", "qwen2vl-style-2B-shapes");
-            w.setU32("general.file_type", LlamaFileType.MOSTLY_F16);
-            w.setString("clip.projector_type", "qwen2vl_merger");
-            w.setBool("clip.has_vision_encoder", true);
-            w.setBool("clip.use_gelu", true);
-            w.setU32("clip.vision.embedding_length", VISION.hidden);
-            w.setU32("clip.vision.feed_forward_length", VISION.ffn);
-            w.setU32("clip.vision.block_count", VISION.layers);
-            w.setU32("clip.vision.attention.head_count", VISION.heads);
-            w.setF32("clip.vision.attention.layer_norm_epsilon", VISION.eps);
-            w.setU32("clip.vision.image_size", 448);
-            w.setU32("clip.vision.patch_size", VISION.patch);
-            w.setU32("clip.vision.projection_dim", VISION.projection);
-            w.setArray("clip.vision.image_mean", GgufValueType.FLOAT32, [0.5, 0.5, 0.5]);
-            w.setArray("clip.vision.image_std", GgufValueType.FLOAT32, [0.5, 0.5, 0.5]);
+            writeMmprojGeneralKeys(w, "qwen2vl-style-2B-shapes", "f16");
+            writeClipVisionKeys(w, {
+                projectorType: "qwen2vl_merger",
+                embeddingLength: VISION.hidden,
+                feedForwardLength: VISION.ffn,
+                blockCount: VISION.layers,
+                headCount: VISION.heads,
+                layerNormEps: VISION.eps,
+                patchSize: VISION.patch,
+                imageSize: 448,
+                projectionDim: VISION.projection,
+                imageMean: [0.5, 0.5, 0.5],
+                imageStd: [0.5, 0.5, 0.5],
+                useGelu: true,
+            });
             const types = selectMmprojTensorTypes("f16", list.map((t) => ({ name: t.name, ne: t.shape })));
             await writeTensors(w, list, types, options.threads ?? 2);
         },

@@ -185,6 +185,17 @@ export function outputFileNames(name: string, type: TextOutputType, mmprojType: 
 }
 
 /**
+ * A plan's storage: the type selection's choice, except for plans that stay f32 whatever the output type (position
+ * embeddings). The benchmarks' random-weight files use it too. @internal
+ */
+export function planStorage(plan: Pick<TensorPlan, "gguf" | "f32">, selected: ReadonlyMap<string, TypeChoice>): TypeChoice {
+    if (plan.f32) return { type: "f32" };
+    const choice = selected.get(plan.gguf);
+    if (!choice) throw new Error(`no storage type was selected for ${plan.gguf}`);
+    return choice;
+}
+
+/**
  * Converts a VideoLLaMA3 or Video-LLaVA Hugging Face checkpoint to `<name>-<type>.gguf` (text model) and
  * `mmproj-<name>-<mmprojType>.gguf` (vision projector) in `outDir`.
  *
@@ -277,8 +288,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         visionPlans.map((p) => ({ name: p.gguf, ne: p.ne })),
     );
     const jobs: Job[] = [
-        ...textPlans.map((plan, i): Job => makeJob("text", plan, textSources[i]!, plan.f32 ? { type: "f32" } : textTypes.get(plan.gguf)!)),
-        ...visionPlans.map((plan, i): Job => makeJob("mmproj", plan, visionSources[i]!, plan.f32 ? { type: "f32" } : mmprojTypes.get(plan.gguf)!)),
+        ...textPlans.map((plan, i): Job => makeJob("text", plan, textSources[i]!, planStorage(plan, textTypes))),
+        ...visionPlans.map((plan, i): Job => makeJob("mmproj", plan, visionSources[i]!, planStorage(plan, mmprojTypes))),
     ];
     const bytesTotal = jobs.reduce((a, j) => a + j.source.byteLength, 0);
 

@@ -83,6 +83,19 @@ struct BlockParams {
     float rope_theta = 10000.0f;
 };
 
+// What every tower's blocks share: the model's hyper-parameters, for `batch` items of `n` tokens; no RoPE.
+BlockParams block_params(const VisionHparams & hp, int64_t n, int64_t batch, bool on_cpu) {
+    BlockParams bp;
+    bp.n = n;
+    bp.batch = batch;
+    bp.heads = hp.heads;
+    bp.head_dim = hp.head_dim();
+    bp.eps = hp.eps;
+    bp.act = hp.act;
+    bp.on_cpu = on_cpu;
+    return bp;
+}
+
 // Attention sub-block: LN1, q/k/v, optional 2D RoPE, attention within each item (scale head_dim^-0.5), out
 // projection. Returns what is added to the residual stream.
 ggml_tensor * attention(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, const BlockParams & bp) {
@@ -221,14 +234,7 @@ void VisionEncoder::build_navit(CachedGraph & g, const VisionTower & tw) {
     ggml_tensor * patch_w = ggml_reshape_2d(ctx, tw.patch_w, patch_values, hp.hidden);
     ggml_tensor * x = linear(ctx, g.inp, patch_w, tw.patch_b);
 
-    BlockParams bp;
-    bp.n = n;
-    bp.batch = g.batch;
-    bp.heads = hp.heads;
-    bp.head_dim = hp.head_dim();
-    bp.eps = hp.eps;
-    bp.act = hp.act;
-    bp.on_cpu = !model_->on_gpu();
+    BlockParams bp = block_params(hp, n, g.batch, !model_->on_gpu());
     bp.rope_pos = g.pos;
     bp.rope_theta = hp.rope_theta;
     for (const VisionLayer & L : tw.layers) x = transformer_block(ctx, x, L, bp);
@@ -277,14 +283,7 @@ void VisionEncoder::build_clip(CachedGraph & g, const VisionTower & tw) {
     x = ggml_reshape_2d(ctx, x, hp.hidden, n * g.batch);
     x = layer_norm(ctx, x, tw.pre_ln_w, tw.pre_ln_b, hp.eps);
 
-    BlockParams bp;
-    bp.n = n;
-    bp.batch = g.batch;
-    bp.heads = hp.heads;
-    bp.head_dim = hp.head_dim();
-    bp.eps = hp.eps;
-    bp.act = hp.act;
-    bp.on_cpu = !model_->on_gpu();
+    const BlockParams bp = block_params(hp, n, g.batch, !model_->on_gpu());
     for (const VisionLayer & L : tw.layers) x = transformer_block(ctx, x, L, bp);
 
     g.keep = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g.n_keep);

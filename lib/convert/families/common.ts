@@ -1,11 +1,12 @@
 /**
- * Metadata written the same way by every family: the `general.*` keys of both files and the sampling defaults of
- * generation_config.json.
+ * Metadata written the same way by every family: the `general.*` keys of both files, the llama.cpp `clip.vision.*`
+ * keys of a projector, the sampling defaults of generation_config.json and the RoPE scaling keys.
  *
  * @internal
  * @module
  */
 import type { GgufWriter } from "../../gguf/writer.js";
+import { GgufValueType } from "../../gguf/types.js";
 import type { GenerationDefaults } from "../hf-config.js";
 import { FILE_TYPE, isQuantized, type MmprojOutputType, type StorageType, type TextOutputType } from "../quant-rules.js";
 
@@ -29,6 +30,42 @@ export function writeMmprojGeneralKeys(w: GgufWriter, name: string, type: Mmproj
     w.setString("general.type", "mmproj");
     w.setString("general.name", name);
     w.setU32("general.file_type", FILE_TYPE[type]);
+}
+
+/** A vision tower's hyper-parameters under llama.cpp's `clip.*` key names. */
+export interface ClipVisionKeys {
+    /** `clip.projector_type`. */
+    projectorType: string;
+    embeddingLength: number;
+    feedForwardLength: number;
+    blockCount: number;
+    headCount: number;
+    layerNormEps: number;
+    patchSize: number;
+    /** `clip.vision.image_size`, for fixed-size towers. */
+    imageSize?: number;
+    projectionDim: number;
+    imageMean: readonly number[];
+    imageStd: readonly number[];
+    /** `clip.use_gelu` (exact GELU; false: llama.cpp's quick GELU), for towers whose activation it selects. */
+    useGelu?: boolean;
+}
+
+/** `clip.projector_type`, `clip.has_vision_encoder` and the `clip.vision.*` hyper-parameters llama.cpp reads. */
+export function writeClipVisionKeys(w: GgufWriter, k: ClipVisionKeys): void {
+    w.setString("clip.projector_type", k.projectorType);
+    w.setBool("clip.has_vision_encoder", true);
+    w.setU32("clip.vision.embedding_length", k.embeddingLength);
+    w.setU32("clip.vision.feed_forward_length", k.feedForwardLength);
+    w.setU32("clip.vision.block_count", k.blockCount);
+    w.setU32("clip.vision.attention.head_count", k.headCount);
+    w.setF32("clip.vision.attention.layer_norm_epsilon", k.layerNormEps);
+    w.setU32("clip.vision.patch_size", k.patchSize);
+    if (k.imageSize !== undefined) w.setU32("clip.vision.image_size", k.imageSize);
+    w.setU32("clip.vision.projection_dim", k.projectionDim);
+    w.setArray("clip.vision.image_mean", GgufValueType.FLOAT32, [...k.imageMean]);
+    w.setArray("clip.vision.image_std", GgufValueType.FLOAT32, [...k.imageStd]);
+    if (k.useGelu !== undefined) w.setBool("clip.use_gelu", k.useGelu);
 }
 
 /** `<prefix>.generation.{temperature,top_p,top_k,repetition_penalty,do_sample}`, those generation_config.json sets. */

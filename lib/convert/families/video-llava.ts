@@ -26,7 +26,7 @@ import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import type { CheckpointTensors } from "../safetensors.js";
 import { isIgnorableTensor, plan, ropePermutation, type TensorPlan } from "../tensor-map.js";
 import { readSentencePieceVocabulary, type SentencePieceVocabulary } from "../tokenizer-spm.js";
-import { writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
+import { writeClipVisionKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
 
 /**
  * The chat template written when a Video-LLaVA checkpoint carries none: the prompt format of the Hugging Face
@@ -594,19 +594,20 @@ export function writeVideoLlavaMmprojMetadata(w: GgufWriter, config: VideoLlavaC
     const v = config.vision;
     const p = config.processor;
     writeMmprojGeneralKeys(w, name, type);
-    w.setString("clip.projector_type", "video_llava");
-    w.setBool("clip.has_vision_encoder", true);
-    w.setU32("clip.vision.embedding_length", v.hiddenSize);
-    w.setU32("clip.vision.feed_forward_length", v.intermediateSize);
-    w.setU32("clip.vision.block_count", config.blockCount);
-    w.setU32("clip.vision.attention.head_count", v.heads);
-    w.setF32("clip.vision.attention.layer_norm_epsilon", v.layerNormEps);
-    w.setU32("clip.vision.patch_size", v.patchSize);
-    w.setU32("clip.vision.image_size", v.imageSize);
-    w.setU32("clip.vision.projection_dim", config.text.hiddenSize);
-    w.setArray("clip.vision.image_mean", GgufValueType.FLOAT32, p.imageMean);
-    w.setArray("clip.vision.image_std", GgufValueType.FLOAT32, p.imageStd);
-    w.setBool("clip.use_gelu", config.visionAct === "gelu");
+    writeClipVisionKeys(w, {
+        projectorType: "video_llava",
+        embeddingLength: v.hiddenSize,
+        feedForwardLength: v.intermediateSize,
+        blockCount: config.blockCount,
+        headCount: v.heads,
+        layerNormEps: v.layerNormEps,
+        patchSize: v.patchSize,
+        imageSize: v.imageSize,
+        projectionDim: config.text.hiddenSize,
+        imageMean: p.imageMean,
+        imageStd: p.imageStd,
+        useGelu: config.visionAct === "gelu",
+    });
     w.setI32("video_llava.vision.feature_layer", config.featureLayer);
     w.setU32("video_llava.vision.source_block_count", v.layers);
     w.setU32("video_llava.image.shortest_edge", p.shortestEdge);

@@ -14,7 +14,7 @@ import { readCheckpointConfig, SUPPORTED_ARCHITECTURES, SUPPORTED_MODEL_TYPES, t
 import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import { isIgnorableTensor, textTensorPlans, visionTensorPlans } from "../tensor-map.js";
 import { readVocabulary, type GgufVocabulary } from "../tokenizer.js";
-import { writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
+import { writeClipVisionKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
 
 export const videollama3Family: ConverterFamily = {
     id: "videollama3",
@@ -105,17 +105,18 @@ export function writeMmprojMetadata(w: GgufWriter, config: CheckpointConfig, nam
     const v = config.vision;
     const p = config.processor;
     writeMmprojGeneralKeys(w, name, type);
-    w.setString("clip.projector_type", "videollama3");
-    w.setBool("clip.has_vision_encoder", true);
-    w.setU32("clip.vision.embedding_length", v.hiddenSize);
-    w.setU32("clip.vision.feed_forward_length", v.intermediateSize);
-    w.setU32("clip.vision.block_count", v.layers);
-    w.setU32("clip.vision.attention.head_count", v.heads);
-    w.setF32("clip.vision.attention.layer_norm_epsilon", v.layerNormEps);
-    w.setU32("clip.vision.patch_size", v.patchSize);
-    w.setU32("clip.vision.projection_dim", config.text.hiddenSize);
-    w.setArray("clip.vision.image_mean", GgufValueType.FLOAT32, p.imageMean);
-    w.setArray("clip.vision.image_std", GgufValueType.FLOAT32, p.imageStd);
+    writeClipVisionKeys(w, {
+        projectorType: "videollama3",
+        embeddingLength: v.hiddenSize,
+        feedForwardLength: v.intermediateSize,
+        blockCount: v.layers,
+        headCount: v.heads,
+        layerNormEps: v.layerNormEps,
+        patchSize: v.patchSize,
+        projectionDim: config.text.hiddenSize,
+        imageMean: p.imageMean,
+        imageStd: p.imageStd,
+    });
     w.setF32("videollama3.vision.rope.freq_base", VISION_ROPE_THETA);
     w.setString("videollama3.vision.hidden_act", v.hiddenAct);
     w.setString("videollama3.projector.type", config.text.projectorType);
