@@ -7,7 +7,7 @@ import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { freemem } from "node:os";
 import { basename, resolve } from "node:path";
 import { ChatTemplate, tokenizePieces, type PromptPiece, type PromptTokenizer } from "./chat/template.js";
-import { familyOf, type ModelFamily } from "./family/index.js";
+import { familyOf, textModelBannedTokens, type ModelFamily } from "./family/index.js";
 import { DisposedError, InsufficientMemoryError, InvalidOptionError, ModelLoadError, VidllamaError } from "./errors.js";
 import { readGguf } from "./gguf/reader.js";
 import { native } from "./native/load.js";
@@ -242,6 +242,7 @@ export class Model {
     #streams = new Set<Stream>();
     #specialTokens: Map<string, number> | undefined;
     #addsSpacePrefix: boolean | undefined;
+    #textBannedTokens: number[] | undefined;
     #chatTemplate: ChatTemplate | undefined | null = null;
     #disposed = false;
     #vision: VisionProjector | undefined;
@@ -388,10 +389,15 @@ export class Model {
         return tokenizePieces(pieces, this.promptTokenizer());
     }
 
-    /** @internal Token ids never sampled: the family's placeholders (and Video-LLaVA's padding rows). */
+    /**
+     * @internal Token ids never sampled: the family's placeholders (and Video-LLaVA's padding rows), from the
+     * projector, or for a text-only load from the text model's own metadata.
+     */
     bannedTokens(): number[] {
         const vision = this.#vision;
-        return vision ? familyOf(vision.info).bannedTokens(vision.info, this.#nativeInfo.vocabSize) : [];
+        if (vision) return familyOf(vision.info).bannedTokens(vision.info, this.#nativeInfo.vocabSize);
+        this.#textBannedTokens ??= textModelBannedTokens(this.nativeModel.metadata(), this.#nativeInfo.vocabSize);
+        return this.#textBannedTokens;
     }
 
     /** @internal The compiled chat template of the GGUF (undefined when the model has none). */

@@ -16,6 +16,9 @@ import type { TargetSize } from "../preprocess/resize-rule.js";
 /** The projector settings the rules read (a VisionInfo is one). */
 export type FamilyInfo = Readonly<NativeVisionHparams>;
 
+/** The placeholder token ids of a model, from its projector or from the text model's own metadata (-1: none). */
+export type PlaceholderIds = Pick<FamilyInfo, "imageTokenId" | "videoTokenId">;
+
 /** Differential Frame Pruning as resolved for one video: off (undefined) or its threshold and minimum tokens. */
 export type PruneSettings = { threshold: number; minTokens: number } | undefined;
 
@@ -84,7 +87,13 @@ export interface ModelFamily {
     /** Every placeholder token id of the family (to recognise them in rendered prompts). */
     placeholderTokens(info: FamilyInfo): number[];
     /** Token ids that are never sampled (placeholders; Video-LLaVA's padding rows). */
-    bannedTokens(info: FamilyInfo, vocabSize: number): number[];
+    bannedTokens(ids: PlaceholderIds, vocabSize: number): number[];
+    /**
+     * The placeholder ids a text model of this family states in its own metadata (`videollama3.image_token_id`,
+     * `video_llava.image_token_id`, ...), or undefined when the metadata is not this family's: a text-only load
+     * bans them too.
+     */
+    textPlaceholderIds(metadata: Readonly<Record<string, string>>): PlaceholderIds | undefined;
     /** Assistant text as the template receives it when no exact tokens are known (Video-LLaVA: with its leading space). */
     assistantContent(text: string): string;
     /** Frames sampled per second of a live source by default. */
@@ -111,4 +120,11 @@ export function geometryItem(g: VisualGeometry): { targetWidth: number; targetHe
 export function geometryKey(g: VisualGeometry): string {
     const crop = g.crop ? `+${g.crop.left},${g.crop.top},${g.crop.width}x${g.crop.height}` : "";
     return `${g.resize.width}x${g.resize.height}${crop}:m${g.merge}${g.tower ? `:${g.tower}` : ""}`;
+}
+
+/** A token id stored in GGUF metadata (llama.cpp renders it as a decimal string), or undefined when absent or not one. */
+export function tokenIdKey(metadata: Readonly<Record<string, string>>, key: string): number | undefined {
+    const v = metadata[key];
+    if (v === undefined || !/^\d+$/.test(v)) return undefined;
+    return Number(v);
 }

@@ -18,7 +18,8 @@
 import type { TemplateContentItem, TemplateMessage } from "../chat/template.js";
 import { clipResizeAndCrop } from "../preprocess/clip-crop.js";
 import { resolvePrune } from "./videollama3.js";
-import type { FamilyInfo, MediumShape, ModelFamily, Placeholder, VisualGeometry, VisualKind } from "./types.js";
+import type { FamilyInfo, MediumShape, ModelFamily, Placeholder, PlaceholderIds, VisualGeometry, VisualKind } from "./types.js";
+import { tokenIdKey } from "./types.js";
 
 function geometry(kind: VisualKind, width: number, height: number, info: FamilyInfo): VisualGeometry {
     const { resize, crop } = clipResizeAndCrop(width, height, info.shortestEdge, info.imageSize);
@@ -66,10 +67,16 @@ export const videoLlava: ModelFamily = {
         return [info.imageTokenId, info.videoTokenId];
     },
 
-    bannedTokens(info: FamilyInfo, vocabSize: number): number[] {
-        const first = Math.min(info.imageTokenId, info.videoTokenId);
+    bannedTokens(ids: PlaceholderIds, vocabSize: number): number[] {
+        const first = Math.min(ids.imageTokenId, ids.videoTokenId);
         if (first < 0) return [];
         return Array.from({ length: Math.max(0, vocabSize - first) }, (_, i) => first + i);
+    },
+
+    textPlaceholderIds(metadata) {
+        const image = tokenIdKey(metadata, "video_llava.image_token_id");
+        const video = tokenIdKey(metadata, "video_llava.video_token_id");
+        return image === undefined || video === undefined ? undefined : { imageTokenId: image, videoTokenId: video };
     },
 
     /** HF renders `ASSISTANT: ` + text; the template writes `ASSISTANT:` so that generated tokens (which carry the space) follow it exactly. */

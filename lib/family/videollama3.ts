@@ -10,7 +10,8 @@
 import type { PruneOption } from "../chat/content.js";
 import type { TemplateContentItem, TemplateMessage } from "../chat/template.js";
 import { targetSizes, type ResizeBudget, type TargetSize } from "../preprocess/resize-rule.js";
-import type { FamilyInfo, MediumShape, ModelFamily, Placeholder, PruneSettings, VisualGeometry, VisualKind } from "./types.js";
+import type { FamilyInfo, MediumShape, ModelFamily, Placeholder, PlaceholderIds, PruneSettings, VisualGeometry, VisualKind } from "./types.js";
+import { tokenIdKey } from "./types.js";
 
 /** The pruning a video gets: off, or the projector's settings (VideoLLaMA3: on, 0.1, 1) with the caller's overrides. */
 export function resolvePrune(option: PruneOption | undefined, info: FamilyInfo): PruneSettings {
@@ -83,8 +84,13 @@ export const videollama3: ModelFamily = {
         return [info.imageTokenId];
     },
 
-    bannedTokens(info: FamilyInfo): number[] {
-        return info.imageTokenId >= 0 ? [info.imageTokenId] : [];
+    bannedTokens(ids: PlaceholderIds): number[] {
+        return ids.imageTokenId >= 0 ? [ids.imageTokenId] : [];
+    },
+
+    textPlaceholderIds(metadata) {
+        const image = tokenIdKey(metadata, "videollama3.image_token_id");
+        return image === undefined ? undefined : { imageTokenId: image, videoTokenId: -1 };
     },
 
     assistantContent(text: string): string {

@@ -31,6 +31,7 @@ describe("Model", () => {
         expect(model.info.chatTemplate).toContain("<|im_start|>");
         expect(model.info.parameters).toBeGreaterThan(151936 * 64);
         expect(model.metadata()["general.architecture"]).toBe("qwen2");
+        expect(model.bannedTokens()).toEqual([]); // a chat model of no vision family: every token may be sampled
     });
 
     it("tokenizes exactly like llama.cpp's reference vectors for ggml-vocab-qwen2.gguf", () => {

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { Image, loadVision, Video } from "../../lib/index.js";
+import { Image, loadModel, loadVision, Video } from "../../lib/index.js";
 import { convertedTinyVideoLlava } from "../fixtures/hf-video-llava.js";
 import { testVideo } from "../video/fixtures.js";
 import { FIXTURES } from "../vision/fixture.js";
@@ -74,6 +74,22 @@ describe("vidllama with Video-LLaVA files", () => {
         const encoded = await vision.encodeVideo(v);
         expect(Array.from(rows.subarray(image.embeddings.length))).toEqual(Array.from(encoded.embeddings));
         rmSync(out, { force: true });
+    });
+
+    it("chat with the text model alone: the template's USER/ASSISTANT turns, the library's greedy answer, /reset", async () => {
+        const r = run(["chat", "-m", files.model, "--temperature", "0", "-n", "6"], "Hello there\n/reset\nHello there\n/exit\n");
+        expect(r.status).toBe(0);
+        await using model = await loadModel({ model: files.model });
+        await using session = await model.createSession();
+        const answer = await session.prompt("Hello there", { temperature: 0, maxTokens: 6 });
+        // `<s>USER: Hello there ASSISTANT:` with the Hugging Face test's ids for `<s>USER:` and ` ASSISTANT:` (▁Hello = 15043)
+        expect(answer.promptTokens.slice(0, 5)).toEqual([1, 3148, 1001, 29901, 15043]);
+        expect(answer.promptTokens.slice(-5)).toEqual([319, 1799, 9047, 13566, 29901]);
+        expect(answer.tokens.every((t) => t < 32000)).toBe(true);
+        const text = answer.text.trim();
+        expect(text.length).toBeGreaterThan(0);
+        // the same answer twice (before and after /reset)
+        expect(r.stdout.split(text).length - 1).toBe(2);
     });
 
     it("stream --json: one-frame video turns of 257 tokens, answers, and a clear refusal of --timestamps", () => {

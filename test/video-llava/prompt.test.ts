@@ -109,6 +109,12 @@ describe("Video-LLaVA prompts", () => {
         expect(banned[0]).toBe(32000);
         expect(banned).toHaveLength(64);
         expect(banned.at(-1)).toBe(32063);
+        // A text-only load bans the same ids: the text model's metadata names its family's placeholders.
+        const textOnly = await loadModel({ model: (await convertedTinyVideoLlava()).model });
+        expect(textOnly.bannedTokens()).toEqual(banned);
+        const chat = await (await textOnly.createSession()).prompt("Hello", { temperature: 1.5, topK: 0, topP: 1, minP: 0, seed: 3, maxTokens: 100 });
+        expect(chat.tokens.filter((t) => t >= 32000)).toEqual([]);
+        await textOnly.dispose();
         // The sampler honours a ban: with the greedy choice banned, the next best logit is taken.
         const ctx = await model.nativeModel.createContext({ contextSize: 256 });
         const prompt = Int32Array.from([1, ...model.tokenize("USER: Hello ASSISTANT:")]);

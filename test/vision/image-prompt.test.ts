@@ -149,6 +149,9 @@ describe("image prompts", () => {
 
     it("rejects images for a model loaded without a projector, and undecodable data", async () => {
         const textOnly = await loadModel({ model: fixture.textModel });
+        // without its projector the model still never samples the <image> placeholder its own metadata names
+        expect(textOnly.bannedTokens()).toEqual([151665]);
+        expect(model.bannedTokens()).toEqual([151665]);
         const session = await textOnly.createSession();
         await expect(session.prompt([picture(28, 28, 1), "Hi"])).rejects.toBeInstanceOf(InvalidOptionError);
         await expect(textOnly.encode(picture(28, 28, 1))).rejects.toBeInstanceOf(InvalidOptionError);
