@@ -32,6 +32,32 @@ export function writeMmprojGeneralKeys(w: GgufWriter, name: string, type: Mmproj
     w.setU32("general.file_type", FILE_TYPE[type]);
 }
 
+/** What every decoder-only language model states in `<arch>.*` keys (both families' text hyper-parameters have it). */
+export interface DecoderHparams {
+    hiddenSize: number;
+    intermediateSize: number;
+    layers: number;
+    heads: number;
+    kvHeads: number;
+    contextLength: number;
+    ropeTheta: number;
+    rmsNormEps: number;
+    ropeScaling: { type: string; factor?: number; originalContextLength?: number } | undefined;
+}
+
+/** `<arch>.context_length`, widths, block and head counts, RoPE base and scaling, RMS-norm epsilon. */
+export function writeDecoderKeys(w: GgufWriter, arch: string, t: DecoderHparams): void {
+    w.setU32(`${arch}.context_length`, t.contextLength);
+    w.setU32(`${arch}.embedding_length`, t.hiddenSize);
+    w.setU32(`${arch}.feed_forward_length`, t.intermediateSize);
+    w.setU32(`${arch}.block_count`, t.layers);
+    w.setU32(`${arch}.attention.head_count`, t.heads);
+    w.setU32(`${arch}.attention.head_count_kv`, t.kvHeads);
+    w.setF32(`${arch}.rope.freq_base`, t.ropeTheta);
+    w.setF32(`${arch}.attention.layer_norm_rms_epsilon`, t.rmsNormEps);
+    writeRopeScalingKeys(w, arch, t.ropeScaling);
+}
+
 /** A vision tower's hyper-parameters under llama.cpp's `clip.*` key names. */
 export interface ClipVisionKeys {
     /** `clip.projector_type`. */

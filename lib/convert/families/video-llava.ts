@@ -26,7 +26,7 @@ import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import type { CheckpointTensors } from "../safetensors.js";
 import { isIgnorableTensor, plan, ropePermutation, type TensorPlan } from "../tensor-map.js";
 import { readSentencePieceVocabulary, type SentencePieceVocabulary } from "../tokenizer-spm.js";
-import { writeClipVisionKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
+import { writeClipVisionKeys, writeDecoderKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
 
 /**
  * The chat template written when a Video-LLaVA checkpoint carries none: the prompt format of the Hugging Face
@@ -560,17 +560,9 @@ export function writeVideoLlavaTextMetadata(
 ): void {
     const t = config.text;
     writeTextGeneralKeys(w, "llama", name, type);
-    w.setU32("llama.context_length", t.contextLength);
-    w.setU32("llama.embedding_length", t.hiddenSize);
-    w.setU32("llama.feed_forward_length", t.intermediateSize);
-    w.setU32("llama.block_count", t.layers);
-    w.setU32("llama.attention.head_count", t.heads);
-    w.setU32("llama.attention.head_count_kv", t.kvHeads);
-    w.setF32("llama.rope.freq_base", t.ropeTheta);
+    writeDecoderKeys(w, "llama", t);
     w.setU32("llama.rope.dimension_count", t.hiddenSize / t.heads);
-    w.setF32("llama.attention.layer_norm_rms_epsilon", t.rmsNormEps);
     w.setU32("llama.vocab_size", t.vocabSize);
-    writeRopeScalingKeys(w, "llama", t.ropeScaling);
     w.setString("tokenizer.ggml.model", "llama");
     w.setString("tokenizer.ggml.pre", "default");
     w.setArray("tokenizer.ggml.tokens", GgufValueType.STRING, vocab.tokens);

@@ -14,7 +14,7 @@ import { readCheckpointConfig, SUPPORTED_ARCHITECTURES, SUPPORTED_MODEL_TYPES, t
 import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import { isIgnorableTensor, textTensorPlans, visionTensorPlans } from "../tensor-map.js";
 import { readVocabulary, type GgufVocabulary } from "../tokenizer.js";
-import { writeClipVisionKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys, writeRopeScalingKeys } from "./common.js";
+import { writeClipVisionKeys, writeDecoderKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
 
 export const videollama3Family: ConverterFamily = {
     id: "videollama3",
@@ -68,15 +68,7 @@ export const videollama3Family: ConverterFamily = {
 export function writeTextMetadata(w: GgufWriter, config: CheckpointConfig, vocab: GgufVocabulary, name: string, type: TextOutputType): void {
     const t = config.text;
     writeTextGeneralKeys(w, "qwen2", name, type);
-    w.setU32("qwen2.context_length", t.contextLength);
-    w.setU32("qwen2.embedding_length", t.hiddenSize);
-    w.setU32("qwen2.feed_forward_length", t.intermediateSize);
-    w.setU32("qwen2.block_count", t.layers);
-    w.setU32("qwen2.attention.head_count", t.heads);
-    w.setU32("qwen2.attention.head_count_kv", t.kvHeads);
-    w.setF32("qwen2.rope.freq_base", t.ropeTheta);
-    w.setF32("qwen2.attention.layer_norm_rms_epsilon", t.rmsNormEps);
-    writeRopeScalingKeys(w, "qwen2", t.ropeScaling);
+    writeDecoderKeys(w, "qwen2", t);
     w.setString("tokenizer.ggml.model", "gpt2");
     w.setString("tokenizer.ggml.pre", "qwen2");
     w.setArray("tokenizer.ggml.tokens", GgufValueType.STRING, vocab.tokens);
