@@ -32,6 +32,17 @@ export function writeMmprojGeneralKeys(w: GgufWriter, name: string, type: Mmproj
     w.setU32("general.file_type", FILE_TYPE[type]);
 }
 
+/**
+ * The rule both families recognise their config.json by: a known `model_type`, and a known `architectures` entry
+ * when the list is given.
+ */
+export function acceptsConfig(config: Record<string, unknown>, modelTypes: readonly string[], architectures: readonly string[]): boolean {
+    const listed = Array.isArray(config.architectures) ? (config.architectures as unknown[]) : [];
+    const knownType = typeof config.model_type === "string" && modelTypes.includes(config.model_type);
+    const knownArch = listed.some((a) => typeof a === "string" && architectures.includes(a));
+    return knownType && (listed.length === 0 || knownArch);
+}
+
 /** What every decoder-only language model states in `<arch>.*` keys (both families' text hyper-parameters have it). */
 export interface DecoderHparams {
     hiddenSize: number;

@@ -26,7 +26,7 @@ import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import type { CheckpointTensors } from "../safetensors.js";
 import { isIgnorableTensor, plan, ropePermutation, type TensorPlan } from "../tensor-map.js";
 import { readSentencePieceVocabulary, type SentencePieceVocabulary } from "../tokenizer-spm.js";
-import { writeClipVisionKeys, writeDecoderKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
+import { acceptsConfig, type DecoderHparams, writeClipVisionKeys, writeDecoderKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
 
 /**
  * The chat template written when a Video-LLaVA checkpoint carries none: the prompt format of the Hugging Face
@@ -71,18 +71,9 @@ const DIFF_THRESHOLD = 0.1;
 const MIN_TOKENS_PER_FRAME = 1;
 
 /** The LLaMA language model's hyper-parameters (`text_config`, LlamaConfig defaults). */
-export interface LlamaHparams {
-    hiddenSize: number;
-    intermediateSize: number;
-    layers: number;
-    heads: number;
-    kvHeads: number;
+export interface LlamaHparams extends DecoderHparams {
     vocabSize: number;
-    contextLength: number;
-    ropeTheta: number;
-    rmsNormEps: number;
     tieWordEmbeddings: boolean;
-    ropeScaling: { type: string; factor?: number; originalContextLength?: number } | undefined;
 }
 
 /** One CLIP vision tower's hyper-parameters (`vision_config`, CLIPVisionConfig defaults). */
@@ -507,10 +498,7 @@ export const videoLlavaFamily: ConverterFamily = {
     architectures: ARCHITECTURES,
 
     accepts(config) {
-        const architectures = Array.isArray(config.architectures) ? (config.architectures as unknown[]) : [];
-        const knownType = typeof config.model_type === "string" && MODEL_TYPES.includes(config.model_type);
-        const knownArch = architectures.some((a) => typeof a === "string" && ARCHITECTURES.includes(a));
-        return knownType && (architectures.length === 0 || knownArch);
+        return acceptsConfig(config, MODEL_TYPES, ARCHITECTURES);
     },
 
     hint(config) {

@@ -14,7 +14,7 @@ import { readCheckpointConfig, SUPPORTED_ARCHITECTURES, SUPPORTED_MODEL_TYPES, t
 import type { MmprojOutputType, TextOutputType } from "../quant-rules.js";
 import { isIgnorableTensor, textTensorPlans, visionTensorPlans } from "../tensor-map.js";
 import { readVocabulary, type GgufVocabulary } from "../tokenizer.js";
-import { writeClipVisionKeys, writeDecoderKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
+import { acceptsConfig, writeClipVisionKeys, writeDecoderKeys, writeGenerationKeys, writeMmprojGeneralKeys, writeTextGeneralKeys } from "./common.js";
 
 export const videollama3Family: ConverterFamily = {
     id: "videollama3",
@@ -23,10 +23,7 @@ export const videollama3Family: ConverterFamily = {
     architectures: SUPPORTED_ARCHITECTURES,
 
     accepts(config) {
-        const architectures = Array.isArray(config.architectures) ? (config.architectures as unknown[]) : [];
-        const knownType = typeof config.model_type === "string" && SUPPORTED_MODEL_TYPES.includes(config.model_type);
-        const knownArch = architectures.some((a) => typeof a === "string" && SUPPORTED_ARCHITECTURES.includes(a));
-        return knownType && (architectures.length === 0 || knownArch);
+        return acceptsConfig(config, SUPPORTED_MODEL_TYPES, SUPPORTED_ARCHITECTURES);
     },
 
     hint(config) {
