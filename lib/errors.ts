@@ -210,6 +210,51 @@ export class ConversionError extends VidllamaError {
     }
 }
 
+/** What went wrong with the Hugging Face Hub or the model cache ({@link HubError.code}). */
+export type HubErrorCode =
+    | "ERR_HUB_UNAUTHORIZED"
+    | "ERR_HUB_GATED"
+    | "ERR_HUB_FORBIDDEN"
+    | "ERR_HUB_NOT_FOUND"
+    | "ERR_HUB_RATE_LIMITED"
+    | "ERR_HUB_HTTP"
+    | "ERR_HUB_NETWORK"
+    | "ERR_HUB_HASH_MISMATCH"
+    | "ERR_HUB_OFFLINE"
+    | "ERR_HUB_NO_FILES"
+    | "ERR_HUB_AMBIGUOUS"
+    | "ERR_DISK_SPACE";
+
+/**
+ * A model could not be pulled from the Hugging Face Hub or found in the cache: authentication, a gated or missing
+ * repository, revision or file, rate limits, the network, a corrupt download, offline mode without a cached copy, no
+ * usable files, an ambiguous choice of files, or too little disk space.
+ */
+export class HubError extends VidllamaError {
+    declare readonly code: HubErrorCode;
+    /** The reference concerned (`hf:owner/name@revision:type`). */
+    readonly reference: string;
+    /** The HTTP status, for errors answered by the server. */
+    readonly status: number | undefined;
+    /** The URL of the failed request, when there was one. */
+    readonly url: string | undefined;
+    /** For `ERR_HUB_AMBIGUOUS` and `ERR_HUB_NO_FILES`: the files there were to choose from. */
+    readonly choices: readonly string[];
+
+    constructor(
+        code: HubErrorCode,
+        reference: string,
+        message: string,
+        details: { status?: number; url?: string; choices?: readonly string[]; cause?: unknown } = {},
+    ) {
+        super(code, `${reference}: ${message}`, { cause: details.cause });
+        this.reference = reference;
+        this.status = details.status;
+        this.url = details.url;
+        this.choices = details.choices ?? [];
+    }
+}
+
 /** The native addon could not be loaded on this machine. */
 export class NativeLoadError extends VidllamaError {
     constructor(message: string, options?: { cause?: unknown }) {
