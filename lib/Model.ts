@@ -8,7 +8,9 @@ import { freemem } from "node:os";
 import { basename, resolve } from "node:path";
 import { ChatTemplate, tokenizePieces, type PromptPiece, type PromptTokenizer } from "./chat/template.js";
 import { familyOf, textModelBannedTokens, type ModelFamily } from "./family/index.js";
-import { DisposedError, InsufficientMemoryError, InvalidOptionError, ModelLoadError, VidllamaError } from "./errors.js";
+import { HUB_OPTIONS, pullForLoad, type HubOptions, type PullProgress } from "./hub/pull.js";
+import { isHubReference } from "./hub/reference.js";
+import { DisposedError, HubError, InsufficientMemoryError, InvalidOptionError, ModelLoadError, VidllamaError } from "./errors.js";
 import { readGguf } from "./gguf/reader.js";
 import { native } from "./native/load.js";
 import { isNativeError } from "./native/errors.js";
@@ -31,18 +33,32 @@ import {
 
 /** Progress of {@link loadModel}. */
 export interface LoadProgress {
-    /** Which file is being loaded: the text model, then the vision projector. */
-    phase: "model" | "mmproj";
-    /** 0..1 */
+    /**
+     * `pull`: an `hf:` reference is being downloaded or converted (details in `pull`); then the files are loaded:
+     * the text model (`model`), then the vision projector (`mmproj`).
+     */
+    phase: "pull" | "model" | "mmproj";
+    /** 0..1 of the phase (for `pull`: of the download, then of the conversion). */
     fraction: number;
+    /** For `pull`: what the pull reports (file, bytes, speed, ETA, retries, conversion). */
+    pull?: PullProgress;
 }
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
-    /** Path of the text model GGUF (e.g. `VideoLLaMA3-2B-q8_0.gguf`). */
+    /**
+     * Path of the text model GGUF (e.g. `VideoLLaMA3-2B-q8_0.gguf`), or a hub reference
+     * `hf:<owner>/<repo>[@<revision>][:<type>]` (e.g. `hf:DAMO-NLP-SG/VideoLLaMA3-2B`): pulled into the cache
+     * (converted once for a checkpoint, see {@link pullModel}), its projector loaded unless `mmproj` says otherwise.
+     */
     model: string;
-    /** Path of the vision projector GGUF (e.g. `mmproj-VideoLLaMA3-2B-f16.gguf`); without it the model is text-only. */
+    /**
+     * Path of the vision projector GGUF (e.g. `mmproj-VideoLLaMA3-2B-f16.gguf`), or an `hf:` reference whose
+     * projector is used; without it the model is text-only (unless `model` is a reference that has one).
+     */
     mmproj?: string;
+    /** Cache, token, endpoint and offline settings for `hf:` references. */
+    hub?: HubOptions;
     /**
      * Default context size (tokens) of sessions created on this model. Defaults to the model's training context or
      * 8192, whichever is smaller.
@@ -63,7 +79,7 @@ export interface LoadModelOptions {
     onProgress?: (progress: LoadProgress) => void;
 }
 
-const LOAD_OPTIONS = ["model", "mmproj", "contextSize", "gpu", "threads", "useMmap", "signal", "onProgress"] as const;
+const LOAD_OPTIONS = ["model", "mmproj", "hub", "contextSize", "gpu", "threads", "useMmap", "signal", "onProgress"] as const;
 
 /** Facts about a loaded model. */
 export interface ModelInfo {
@@ -104,8 +120,9 @@ export interface ModelInfo {
  */
 export async function loadModel(options: LoadModelOptions): Promise<Model> {
     checkOptionsObject(options, LOAD_OPTIONS);
-    const path = resolve(requiredString("model", options?.model));
-    const mmprojOption = options.mmproj === undefined ? undefined : resolve(requiredString("mmproj", options.mmproj));
+    const modelOption = requiredString("model", options?.model);
+    const mmprojRaw = options.mmproj === undefined ? undefined : requiredString("mmproj", options.mmproj);
+    const hub = checkOptionsObject(options.hub, HUB_OPTIONS, "hub");
     const contextSize = optionalInteger("contextSize", options.contextSize, 16, 2 ** 31);
     const threads = optionalInteger("threads", options.threads, 1, 1024);
     const useMmap = optionalBoolean("useMmap", options.useMmap, true);
@@ -116,6 +133,30 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     else if (typeof options.gpu === "number") gpuLayers = optionalInteger("gpu", options.gpu, 0, 100_000, 0);
     else optionalEnum("gpu", options.gpu === true ? "auto" : options.gpu, ["auto"] as const);
     throwIfAborted(signal);
+
+    // hf: references become files in the cache first.
+    const pullProgress = (p: PullProgress): void => {
+        const fraction = p.phase === "download" || p.phase === "convert" ? p.fraction : p.phase === "done" ? 1 : 0;
+        try {
+            onProgress?.({ phase: "pull", fraction, pull: p });
+        } catch {
+            // a listener's exception must not break loading
+        }
+    };
+    let modelPath = modelOption;
+    let mmprojPath = mmprojRaw;
+    if (isHubReference(modelOption)) {
+        const pulled = await pullForLoad(modelOption, { ...hub, ...(signal ? { signal } : {}), onProgress: pullProgress }, "model");
+        modelPath = pulled.textModel;
+        if (mmprojRaw === undefined) mmprojPath = pulled.mmproj;
+    }
+    if (mmprojRaw !== undefined && isHubReference(mmprojRaw)) {
+        const pulled = await pullForLoad(mmprojRaw, { ...hub, ...(signal ? { signal } : {}), onProgress: pullProgress }, "mmproj");
+        if (!pulled.mmproj) throw new HubError("ERR_HUB_NO_FILES", pulled.reference, "it has no vision projector (no mmproj GGUF)");
+        mmprojPath = pulled.mmproj;
+    }
+    const path = resolve(modelPath);
+    const mmprojOption = mmprojPath === undefined ? undefined : resolve(mmprojPath);
 
     const metadata = await checkModelFile(path);
     const addon = native();

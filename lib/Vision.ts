@@ -13,7 +13,9 @@ import { VideoHandle } from "./chat/media.js";
 import { VideoProducer, type FrameReport, type MediaTimings, type VideoProgress } from "./chat/plan.js";
 import { familyOf } from "./family/index.js";
 import { Video } from "./decode/Video.js";
-import { DisposedError, InvalidOptionError } from "./errors.js";
+import { DisposedError, HubError, InvalidOptionError } from "./errors.js";
+import { HUB_OPTIONS, pullForLoad, type HubOptions, type PullProgress } from "./hub/pull.js";
+import { isHubReference } from "./hub/reference.js";
 import { checkOptionsObject, optionalFunction, optionalInteger, optionalSignal, requiredString, throwIfAborted } from "./validate.js";
 
 export type { EncodeOptions, EncodeResult } from "./encode/vision.js";
@@ -46,8 +48,10 @@ export interface EncodeVideoResult {
 
 /** Options of {@link loadVision}. */
 export interface LoadVisionOptions {
-    /** Path of the vision projector GGUF (`mmproj-*.gguf`). */
+    /** Path of the vision projector GGUF (`mmproj-*.gguf`), or an `hf:` reference whose projector is used. */
     mmproj: string;
+    /** Cache, token, endpoint and offline settings for an `hf:` reference. */
+    hub?: HubOptions;
     /** Run on the GPU when vidllama was built with a GPU backend and one is present. Defaults to true. */
     gpu?: boolean;
     /** CPU threads. Defaults to the number of cores. */
@@ -55,6 +59,8 @@ export interface LoadVisionOptions {
     signal?: AbortSignal;
     /** Loading progress, 0..1. */
     onProgress?: (fraction: number) => void;
+    /** Progress of pulling an `hf:` reference (before loading). */
+    onPullProgress?: (progress: PullProgress) => void;
 }
 
 /**
@@ -68,12 +74,20 @@ export interface LoadVisionOptions {
  * @throws {ModelLoadError} for a missing, malformed or unsupported file
  */
 export async function loadVision(options: LoadVisionOptions): Promise<Vision> {
-    checkOptionsObject(options, ["mmproj", "gpu", "threads", "signal", "onProgress"]);
-    const path = resolve(requiredString("mmproj", options?.mmproj));
+    checkOptionsObject(options, ["mmproj", "hub", "gpu", "threads", "signal", "onProgress", "onPullProgress"]);
+    let mmproj = requiredString("mmproj", options?.mmproj);
+    const hub = checkOptionsObject(options.hub, HUB_OPTIONS, "hub");
     const signal = optionalSignal("signal", options.signal);
     const threads = optionalInteger("threads", options.threads, 1, 1024);
     const onProgress = optionalFunction<(f: number) => void>("onProgress", options.onProgress);
+    const onPullProgress = optionalFunction<(p: PullProgress) => void>("onPullProgress", options.onPullProgress);
     throwIfAborted(signal);
+    if (isHubReference(mmproj)) {
+        const pulled = await pullForLoad(mmproj, { ...hub, ...(signal ? { signal } : {}), ...(onPullProgress ? { onProgress: onPullProgress } : {}) }, "mmproj");
+        if (!pulled.mmproj) throw new HubError("ERR_HUB_NO_FILES", pulled.reference, "it has no vision projector (no mmproj GGUF)");
+        mmproj = pulled.mmproj;
+    }
+    const path = resolve(mmproj);
     const projector = await VisionProjector.load(path, {
         gpu: options.gpu !== false,
         threads,

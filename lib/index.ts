@@ -5,6 +5,20 @@
  */
 export * from "./errors.js";
 export { loadModel, Model, type LoadModelOptions, type LoadProgress, type ModelInfo } from "./Model.js";
+export {
+    pullModel,
+    listCachedModels,
+    removeCachedModels,
+    type CacheOptions,
+    type CachedModel,
+    type HubOptions,
+    type PullFile,
+    type PullOptions,
+    type PullProgress,
+    type PulledModel,
+    type RemovedModels,
+} from "./hub/pull.js";
+export { DEFAULT_MODEL_REFERENCE, parseHubReference, type HubReference } from "./hub/reference.js";
 export { loadVision, Vision, type EncodeOptions, type EncodeResult, type LoadVisionOptions } from "./Vision.js";
 export {
     Session,

@@ -13,6 +13,7 @@ import { convertCommand } from "./commands/convert.js";
 import { embedCommand } from "./commands/embed.js";
 import { infoCommand } from "./commands/info.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { listCommand, pullCommand, rmCommand } from "./commands/models.js";
 import { streamCommand } from "./commands/stream.js";
 
 const program = new Command("vidllama")
@@ -25,6 +26,9 @@ program.addCommand(chatCommand());
 program.addCommand(convertCommand());
 program.addCommand(streamCommand());
 program.addCommand(embedCommand());
+program.addCommand(pullCommand());
+program.addCommand(listCommand());
+program.addCommand(rmCommand());
 program.addCommand(inspectCommand());
 program.addCommand(infoCommand());
 

@@ -14,12 +14,14 @@ import { Command } from "commander";
 import { InvalidOptionError } from "../../errors.js";
 import { loadVision } from "../../Vision.js";
 import { ProgressBar } from "../progress.js";
+import { PullReporter } from "../pull-progress.js";
 import type { Video } from "../../decode/Video.js";
 import { interruptSignal, parseInteger, reportError } from "../shared.js";
 import { addVideoFlags, collect, openVideos, pruneFrom, type VideoFlags } from "./generation-options.js";
 
 interface EmbedFlags extends VideoFlags {
     mmproj: string;
+    offline?: boolean;
     image: string[];
     out: string;
     force?: boolean;
@@ -31,7 +33,8 @@ interface EmbedFlags extends VideoFlags {
 export function embedCommand(): Command {
     const command = new Command("embed")
         .description("write visual token embeddings (raw little-endian float32 rows) and print a JSON summary")
-        .requiredOption("--mmproj <file>", "vision projector GGUF")
+        .requiredOption("--mmproj <file|hf:ref>", "vision projector GGUF, or an hf: reference whose projector is used")
+        .option("--offline", "an hf: reference from the cache only, no network (also HF_HUB_OFFLINE=1)")
         .option("--image <file>", "an image (repeatable); rows of all media are written one after the other", collect, [])
         .requiredOption("-o, --out <file>", "output file of float32 rows")
         .option("-f, --force", "overwrite --out if it exists")
@@ -47,7 +50,16 @@ export function embedCommand(): Command {
             if (flags.image.length === 0 && flags.video.length === 0) throw new InvalidOptionError("--image", "at least one --image or --video", undefined);
             if (existsSync(flags.out) && !flags.force) throw new InvalidOptionError("--out", "a file that does not exist yet (or --force)", flags.out);
             const bar = new ProgressBar("loading projector", !flags.quiet && process.stderr.isTTY === true);
-            await using vision = await loadVision({ mmproj: flags.mmproj, threads: flags.threads, gpu: flags.gpu, signal: interrupt.signal, onProgress: (f) => bar.update(f) });
+            const pull = new PullReporter({ quiet: flags.quiet });
+            await using vision = await loadVision({
+                mmproj: flags.mmproj,
+                threads: flags.threads,
+                gpu: flags.gpu,
+                signal: interrupt.signal,
+                ...(flags.offline ? { hub: { offline: true } } : {}),
+                onProgress: (f) => bar.update(f),
+                onPullProgress: pull.report,
+            }).finally(() => pull.done());
             bar.done();
             // Videos are opened (and probed) before any output exists: a bad --video or range fails without a trace.
             await openVideos(flags, vision.info, interrupt.signal, opened);

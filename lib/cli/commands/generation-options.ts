@@ -10,14 +10,18 @@ import { Video } from "../../decode/Video.js";
 import { InvalidOptionError } from "../../errors.js";
 import { familyOf } from "../../family/index.js";
 import type { VisionInfo } from "../../encode/vision.js";
+import { DEFAULT_MODEL_REFERENCE } from "../../hub/reference.js";
 import { loadModel, type Model } from "../../Model.js";
+import { PullReporter } from "../pull-progress.js";
 import type { PromptOptions } from "../../Session.js";
 import { ProgressBar } from "../progress.js";
 import { parseInteger, parseNumber } from "../shared.js";
 
 export interface ModelFlags {
+    /** A GGUF path or an hf: reference; commander fills in the default model. */
     model: string;
     mmproj?: string;
+    offline?: boolean;
     contextSize?: number;
     threads?: number;
     gpu: boolean;
@@ -37,8 +41,9 @@ export interface SamplingFlags {
 
 export function addModelFlags(command: Command): Command {
     return command
-        .requiredOption("-m, --model <file>", "text model GGUF")
-        .option("--mmproj <file>", "vision projector GGUF (needed for images and videos)")
+        .option("-m, --model <file|hf:ref>", "text model GGUF, or a hub reference hf:<owner>/<repo>[@<revision>][:<type>] (pulled and cached)", DEFAULT_MODEL_REFERENCE)
+        .option("--mmproj <file|hf:ref>", "vision projector GGUF (needed for images and videos; an hf: model brings its own)")
+        .option("--offline", "hf: references from the cache only, no network (also HF_HUB_OFFLINE=1)")
         .option("-c, --context-size <tokens>", "context window in tokens", parseInteger("--context-size", 16))
         .option("-t, --threads <n>", "CPU threads (default: all cores)", parseInteger("--threads", 1, 1024))
         .option("--no-gpu", "keep everything on the CPU even when a GPU backend is available")
@@ -59,17 +64,23 @@ export function addSamplingFlags(command: Command, defaults: { maxTokens?: numbe
 
 export async function loadModelWithProgress(flags: ModelFlags, signal?: AbortSignal): Promise<Model> {
     const bar = new ProgressBar("loading model", !flags.quiet && process.stderr.isTTY === true);
+    const pull = new PullReporter({ quiet: flags.quiet });
     try {
         return await loadModel({
             model: flags.model,
             mmproj: flags.mmproj,
+            ...(flags.offline ? { hub: { offline: true } } : {}),
             contextSize: flags.contextSize,
             threads: flags.threads,
             gpu: flags.gpu ? "auto" : false,
             signal,
-            onProgress: ({ phase, fraction }) => bar.update(fraction, phase === "mmproj" ? "vision projector" : "language model"),
+            onProgress: ({ phase, fraction, pull: p }) => {
+                if (p) pull.report(p);
+                else bar.update(fraction, phase === "mmproj" ? "vision projector" : "language model");
+            },
         });
     } finally {
+        pull.done();
         bar.done();
     }
 }
