@@ -15,6 +15,7 @@ export class PullReporter {
     readonly #download = new ProgressBar("downloading");
     readonly #convert = new ProgressBar("converting");
     #converting = false;
+    readonly #sizes = new Map<string, number>();
     /** Say "from the cache" when the pull needed nothing (the `pull` command does; `ask` stays silent). */
     readonly #announceCache: boolean;
 
@@ -33,6 +34,7 @@ export class PullReporter {
                 this.#line(`another vidllama process (pid ${p.pid} on ${p.host}) is pulling ${p.reference}; waiting for it`);
                 return;
             case "start": {
+                for (const f of p.files) this.#sizes.set(f.path, f.size);
                 const left = p.bytesTotal - p.bytesOnDisk;
                 this.#line(
                     `downloading ${p.reference} (commit ${p.commit.slice(0, 12)}): ${p.files.length} file${p.files.length === 1 ? "" : "s"}, ${formatBytes(p.bytesTotal)}` +
@@ -52,7 +54,8 @@ export class PullReporter {
                 this.#line(`${p.file}: ${p.reason}; retrying from ${formatBytes(p.offset)} in ${(p.delayMs / 1000).toFixed(1)} s (attempt ${p.attempt + 1})`);
                 return;
             case "verify":
-                if (!this.#tty) this.#line(`downloaded ${p.file}; checking its hash`);
+                // Without a bar, a line per large file (small config files would only be noise).
+                if (!this.#tty && (this.#sizes.get(p.file) ?? 0) >= 1024 * 1024) this.#line(`downloaded ${p.file} (${formatBytes(this.#sizes.get(p.file)!)}); checking its hash`);
                 return;
             case "convert":
                 if (!this.#converting) {

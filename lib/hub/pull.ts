@@ -167,6 +167,8 @@ interface Resolved {
     reference: string;
     root: string;
     offline: boolean;
+    /** What turned offline mode on, for the error message. */
+    offlineSource: string;
     conn: HubConnection;
     mmprojType: string | undefined;
     keepCheckpoint: boolean;
@@ -192,6 +194,7 @@ function resolveOptions(reference: string, options: PullOptions | undefined, opt
         reference: canonical,
         root,
         offline,
+        offlineSource: o.offline !== undefined ? "--offline / the offline option" : "HF_HUB_OFFLINE",
         conn: { endpoint: endpointOption.replace(/\/+$/, ""), token, reference: canonical, signal, tuning: tuning(connections) },
         mmprojType,
         keepCheckpoint,
@@ -307,7 +310,7 @@ async function fromCacheOffline(r: Resolved, warnings: string[]): Promise<Pulled
         throw new HubError(
             "ERR_HUB_OFFLINE",
             r.reference,
-            `offline mode is on (${process.env.HF_HUB_OFFLINE ? "HF_HUB_OFFLINE" : "--offline"}) and the cache (${r.root}) has no copy of it. ` +
+            `offline mode is on (${r.offlineSource}) and the cache (${r.root}) has no copy of it. ` +
                 (others.length > 0
                     ? `Cached for ${r.ref.repo}: ${others.map((e) => `hf:${e.repo}@${e.commit.slice(0, 12)}:${e.type}`).join(", ")}. `
                     : "") +

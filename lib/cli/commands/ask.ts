@@ -24,9 +24,9 @@ export function askCommand(): Command {
         .description("ask one question and print the answer")
         .argument("<question>", "the question (one user turn)")
         .option("-s, --system <text>", "system prompt (without it, no system message is sent)")
-        .option("--image <file>", "an image to ask about (repeatable; needs --mmproj); media come before the question", collect, [])
+        .option("--image <file>", "an image to ask about (repeatable; needs a projector: --mmproj, or an hf: model); media come before the question", collect, [])
         .option("--json", "print { text, tokens, promptTokens, stopReason, timings, media } as JSON instead of streaming text");
-    addVideoFlags(command, "a video file or URL to ask about (needs --mmproj)");
+    addVideoFlags(command, "a video file or URL to ask about (needs a projector: --mmproj, or an hf: model)");
     addModelFlags(command);
     addSamplingFlags(command);
     return command.action(async (question: string, flags: AskFlags) => {
