@@ -103,6 +103,10 @@ export async function listRepo(conn: HubConnection, repo: string, revision: stri
     const files: RepoFile[] = [];
     for (const s of info.siblings as Array<Record<string, unknown>>) {
         if (typeof s?.rfilename !== "string") continue;
+        // File names become paths under the cache: never outside it (a hostile or broken server).
+        if (!isSafeRepoPath(s.rfilename)) {
+            throw new HubError("ERR_HUB_HTTP", conn.reference, `the hub's file list names ${JSON.stringify(s.rfilename)}, which is not a safe relative path (${url})`, { url });
+        }
         const lfs = s.lfs as { sha256?: unknown; size?: unknown } | undefined;
         const size = typeof lfs?.size === "number" ? lfs.size : typeof s.size === "number" ? s.size : undefined;
         if (size === undefined || !Number.isSafeInteger(size) || size < 0) {
@@ -116,6 +120,12 @@ export async function listRepo(conn: HubConnection, repo: string, revision: stri
         });
     }
     return { repo, revision, commit: info.sha, files };
+}
+
+/** A relative path of plain segments: no `..`, `.`, empty segments, backslashes, drive letters or control characters. */
+export function isSafeRepoPath(path: string): boolean {
+    if (path.length === 0 || path.length > 1024 || /[\\\x00-\x1f:]/.test(path)) return false;
+    return path.split("/").every((seg) => seg !== "" && seg !== "." && seg !== "..");
 }
 
 /** The URL of a file at a commit (the hub redirects LFS files to its CDN). */

@@ -2,12 +2,14 @@
 // repositories, resume after cut connections (checked by the bytes the server sent), parallel ranges, hashes, auth,
 // rate limits, slow servers and abort, offline mode, the cache lock, list and rm.
 import { existsSync, readdirSync } from "node:fs";
+import { createServer } from "node:http";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { HubError, InvalidOptionError, listCachedModels, pullModel, removeCachedModels, type PullProgress } from "../../lib/index.js";
 import { checkDiskSpace } from "../../lib/hub/cache.js";
+import { isSafeRepoPath } from "../../lib/hub/client.js";
 import { FakeHub } from "../fixtures/fake-hub.js";
 
 let hub: FakeHub;
@@ -368,6 +370,23 @@ describe("authentication", () => {
         } finally {
             delete process.env.HF_TOKEN;
         }
+    });
+
+    it("a file list naming paths outside the repository is refused before anything is written", async () => {
+        // The fake hub refuses such names itself, so a three-line hostile server answers the listing.
+        const evil = createServer((_req, res) => {
+            res.writeHead(200, { "Content-Type": "application/json" });
+            res.end(JSON.stringify({ sha: "a".repeat(40), siblings: [{ rfilename: "../../../escape-Q8_0.gguf", size: 4, blobId: "b".repeat(40) }] }));
+        });
+        await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+        const port = (evil.address() as { port: number }).port;
+        const err = (await rejection(pullModel("hf:evil/escape-GGUF", { cacheDir, endpoint: `http://127.0.0.1:${port}` }))) as HubError;
+        await new Promise((r) => evil.close(r));
+        expect(err.code).toBe("ERR_HUB_HTTP");
+        expect(err.message).toContain("not a safe relative path");
+        expect(existsSync(join(cacheDir, "..", "escape-Q8_0.gguf"))).toBe(false);
+        for (const ok of ["a.gguf", "Q4_K_M/a-Q4_K_M.gguf", "x y.json"]) expect(isSafeRepoPath(ok)).toBe(true);
+        for (const bad of ["", "../a", "a/../b", "/abs", "a//b", "./a", "a\\b", "C:x", "a\nb"]) expect(isSafeRepoPath(bad)).toBe(false);
     });
 
     it("404 for a missing revision; malformed references and options are InvalidOptionErrors", async () => {
