@@ -294,7 +294,8 @@ async function readLockOwner(path: string): Promise<LockOwner | "stale" | undefi
     return owner;
 }
 
-function processAlive(pid: number): boolean {
+/** True while a process with this pid runs on this machine (EPERM: it runs as another user). */
+export function processAlive(pid: number): boolean {
     try {
         process.kill(pid, 0);
         return true;

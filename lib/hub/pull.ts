@@ -106,26 +106,12 @@ export type PullProgress =
     /** The model is ready. */
     | { phase: "done"; model: PulledModel };
 
-/** What {@link pullModel} produced. */
-export interface PulledModel {
-    /** The canonical reference, `hf:<repo>@<revision>:<type>`. */
+/** What {@link pullModel} produced: the cache entry, named by the revision asked for. */
+export interface PulledModel extends CachedModel {
+    /** `hf:<repo>@<revision>:<type>` with the revision as asked (`main`, a tag); `commit` pins it. */
     reference: string;
-    repo: string;
+    /** The revision as asked. */
     revision: string;
-    /** The commit the files come from. */
-    commit: string;
-    kind: "converted" | "gguf";
-    /** The text model's type. */
-    type: string;
-    mmprojType: string | undefined;
-    /** Path of the text model GGUF (for split files, the first). */
-    textModel: string;
-    /** Path of the vision projector GGUF; undefined for a repository without one. */
-    mmproj: string | undefined;
-    /** The cache entry's directory. */
-    dir: string;
-    /** Size of the entry's files. */
-    bytes: number;
     /** True when nothing was downloaded or converted. */
     fromCache: boolean;
     /** Bytes received from the network by this call. */
@@ -269,17 +255,9 @@ async function pull(r: Resolved): Promise<PulledModel> {
 
 function finish(r: Resolved, entry: CacheEntry, fromCache: boolean, bytesDownloaded: number, warnings: string[]): PulledModel {
     const model: PulledModel = {
+        ...cachedModel(entry),
         reference: `hf:${entry.repo}@${r.ref.revision}:${entry.type}`,
-        repo: entry.repo,
         revision: r.ref.revision,
-        commit: entry.commit,
-        kind: entry.kind,
-        type: entry.type,
-        mmprojType: entry.mmprojType,
-        textModel: join(entry.dir, entry.textModel),
-        mmproj: entry.mmproj === undefined ? undefined : join(entry.dir, entry.mmproj),
-        dir: entry.dir,
-        bytes: entry.bytes,
         fromCache,
         bytesDownloaded,
         warnings,
@@ -340,7 +318,8 @@ function convertedVariant(type: string, mmprojType: string): string {
 }
 
 function ggufVariant(type: string | undefined, mmprojType: string | undefined): string {
-    return `gguf+${type ?? "auto"}+${mmprojType ?? "auto"}`;
+    // Types in file names match case-insensitively, so `:Q4_K_M` and `:q4_k_m` are one entry.
+    return `gguf+${(type ?? "auto").toLowerCase()}+${(mmprojType ?? "auto").toLowerCase()}`;
 }
 
 /** Which files and which variant: a GGUF repository's picked files, or a checkpoint's files for conversion. */
@@ -633,14 +612,23 @@ export interface CachedModel {
     repo: string;
     /** The revision it was pulled as. */
     revision: string;
+    /** The commit the files come from. */
     commit: string;
+    /** `converted`: made from a checkpoint by vidllama; `gguf`: files of a GGUF repository. */
     kind: "converted" | "gguf";
+    /** The text model's type. */
     type: string;
+    /** The projector's type; undefined without a projector. */
     mmprojType: string | undefined;
+    /** Path of the text model GGUF (for split files, the first). */
     textModel: string;
+    /** Path of the vision projector GGUF; undefined for a repository without one. */
     mmproj: string | undefined;
+    /** The entry's directory. */
     dir: string;
+    /** Size of the entry's files in bytes. */
     bytes: number;
+    /** When it was pulled (ISO 8601). */
     createdAt: string;
 }
 
