@@ -17,7 +17,9 @@
  *   encoding, which `timings.encodeMs` reports): encoder ms/token : LLM prefill ms/token.
  *
  *   node bench/.models/js/bench/vision-encoder.js [--quick] [--reps N] [--threads 2] [--sizes 448x448,1280x720]
- *       [--text-type q8_0|f16] [--no-peer] [--no-llama-cpp] [--llama-cpp-prefill]
+ *       [--mmproj-types f16,q8_0,q4_k] [--text-type q8_0|f16] [--no-peer] [--no-llama-cpp] [--llama-cpp-prefill]
+ * --mmproj-types: projector types to time (default f16), each against llama.cpp's CLIP with the same type (the
+ * converter's per-tensor rule, e.g. SigLIP's FFN-down rows of 4304 stay f16); the LLM prefill peer uses the first.
  * --quick: 448×448 only, one timed run. --llama-cpp-prefill: the driver also times libllama's prefill of as many
  * embeddings as llama.cpp's encoder produced (a cross-check of the Session prefill).
  */
@@ -29,7 +31,8 @@ import { memorySample, reportResult, runChild, type MemorySample } from "./lib/c
 import { ensureImage } from "./lib/media.js";
 import { ensureMtmdDriver, runMtmd, type MtmdResult } from "./lib/llama-cpp.js";
 import { ensureMmproj, ensureQwen2vlMmproj, ensureTextModel, TEXT_TYPES, type TextType } from "./lib/models.js";
-import { argChoice, argNumber, argValue, fmt, hasFlag, log, machineInfo, markdownTable, median, saveResults, usageError } from "./lib/report.js";
+import { MMPROJ_OUTPUT_TYPES, type MmprojOutputType } from "../lib/convert/quant-rules.js";
+import { argChoice, argList, argNumber, argValue, fmt, hasFlag, log, machineInfo, markdownTable, median, saveResults, usageError } from "./lib/report.js";
 
 interface VisionCaseResult {
     image: string;
@@ -159,6 +162,7 @@ async function main(): Promise<void> {
             return [Number(m[1]), Number(m[2])] as [number, number];
         });
     const textType = argChoice<TextType>("text-type", "q8_0", TEXT_TYPES);
+    const mmprojTypes = argList<MmprojOutputType>("mmproj-types", ["f16"], MMPROJ_OUTPUT_TYPES);
     const peer = !hasFlag("no-peer");
     const llamaCpp = !hasFlag("no-llama-cpp");
     const llamaCppPrefill = hasFlag("llama-cpp-prefill");
@@ -166,16 +170,18 @@ async function main(): Promise<void> {
     const machine = machineInfo();
     log(`machine: ${machine.cpu}, ${machine.cpus} CPUs, load ${machine.loadAverage}; threads ${threads}, reps ${reps}`);
 
-    const mmproj = await ensureMmproj();
+    const mmprojs = new Map<MmprojOutputType, string>();
+    for (const type of mmprojTypes) mmprojs.set(type, await ensureMmproj({ type }));
+    const mmproj = mmprojs.get(mmprojTypes[0]!)!;
     const textModel = peer || llamaCpp ? await ensureTextModel(textType) : undefined;
     let driver: string | undefined;
-    let qwen2vlMmproj: string | undefined;
+    const qwen2vlMmprojs = new Map<MmprojOutputType, string>();
     let llamaCppSkipped: string | undefined;
     if (llamaCpp) {
         const d = ensureMtmdDriver(log);
         if ("path" in d) {
             driver = d.path;
-            qwen2vlMmproj = await ensureQwen2vlMmproj();
+            for (const type of mmprojTypes) qwen2vlMmprojs.set(type, await ensureQwen2vlMmproj({ type }));
         } else {
             llamaCppSkipped = d.skipped;
             log(`llama.cpp peer skipped: ${d.skipped}`);
@@ -187,25 +193,34 @@ async function main(): Promise<void> {
         const image = ensureImage(w, h);
         // Sizes above 720p get one timed run: they take minutes on 2 cores.
         const n = w * h > 1280 * 720 ? 1 : w * h > 448 * 448 ? Math.min(reps, 2) : reps;
-        log(`vidllama vision encoder ${w}x${h} (${n} timed run${n > 1 ? "s" : ""}) ...`);
-        const row: Row = { width: w, height: h, vision: (await runChild<VisionCaseResult>(import.meta.url, ["vision", mmproj, image, String(threads), String(n)])).result };
-        if (driver && qwen2vlMmproj && textModel) {
-            log(`llama.cpp CLIP encoder (Qwen2-VL-style, same ViT shapes) ${w}x${h} ...`);
-            row.llamaCpp = await runMtmd(driver, textModel, qwen2vlMmproj, w, h, threads, n, llamaCppPrefill);
+        for (const type of mmprojTypes) {
+            log(`vidllama vision encoder, projector ${type}, ${w}x${h} (${n} timed run${n > 1 ? "s" : ""}) ...`);
+            const row: Row = {
+                width: w,
+                height: h,
+                mmprojType: type,
+                vision: (await runChild<VisionCaseResult>(import.meta.url, ["vision", mmprojs.get(type)!, image, String(threads), String(n)])).result,
+            };
+            const peerMmproj = qwen2vlMmprojs.get(type);
+            if (driver && peerMmproj && textModel) {
+                log(`llama.cpp CLIP encoder (Qwen2-VL-style, same ViT shapes), projector ${type}, ${w}x${h} ...`);
+                row.llamaCpp = await runMtmd(driver, textModel, peerMmproj, w, h, threads, n, llamaCppPrefill);
+            }
+            if (peer && textModel && type === mmprojTypes[0]) {
+                log(`LLM prefill peer: session.prompt([image, text]) ${w}x${h} ...`);
+                row.prefill = (await runChild<PrefillCaseResult>(import.meta.url, ["prefill", textModel, mmproj, image, String(threads)])).result;
+            }
+            rows.push(row);
         }
-        if (peer && textModel) {
-            log(`LLM prefill peer: session.prompt([image, text]) ${w}x${h} ...`);
-            row.prefill = (await runChild<PrefillCaseResult>(import.meta.url, ["prefill", textModel, mmproj, image, String(threads)])).result;
-        }
-        rows.push(row);
     }
 
     const encoderTable = markdownTable(
-        ["image → resized", "patches = tokens", "encode ms", "tokens/s", "CPU share", "compute buffer MiB", "peak RSS MiB"],
-        rows.map(({ vision: v }) => {
+        ["image → resized", "projector", "patches = tokens", "encode ms", "tokens/s", "CPU share", "compute buffer MiB", "peak RSS MiB"],
+        rows.map(({ vision: v, mmprojType }) => {
             const ms = median(v.runs);
             return [
                 `${v.source.width}×${v.source.height} → ${v.size.width}×${v.size.height}`,
+                mmprojType,
                 String(v.tokens),
                 fmt.ms(ms),
                 (v.tokens / (ms / 1000)).toFixed(1),
@@ -216,8 +231,8 @@ async function main(): Promise<void> {
         }),
     );
     const peerTable = markdownTable(
-        ["image", "vidllama ms/patch (CPU ms/patch)", "llama.cpp CLIP: patches, ms, ms/patch (CPU ms/patch)", "vidllama / llama.cpp per patch: wall (CPU)", "LLM prefill (timings.prefillMs)", "encoder : LLM prefill, ms per token"],
-        rows.map(({ vision: v, llamaCpp: l, prefill: p }) => {
+        ["image", "projector", "vidllama ms/patch (CPU ms/patch)", "llama.cpp CLIP: patches, ms, ms/patch (CPU ms/patch)", "vidllama / llama.cpp per patch: wall (CPU)", "LLM prefill (timings.prefillMs)", "encoder : LLM prefill, ms per token"],
+        rows.map(({ vision: v, llamaCpp: l, prefill: p, mmprojType }) => {
             const ms = median(v.runs) / v.tokens;
             const cpu = median(v.cpuMs) / v.tokens;
             const lPatches = l ? l.tokens * 4 : NaN;
@@ -226,6 +241,7 @@ async function main(): Promise<void> {
             const llm = p ? p.prefillMs / p.promptTokens : NaN;
             return [
                 `${v.source.width}×${v.source.height}`,
+                mmprojType,
                 `${ms.toFixed(2)} (${cpu.toFixed(2)})`,
                 l ? `${lPatches}, ${fmt.ms(median(l.runs))}, ${lMs.toFixed(2)} (${lCpu.toFixed(2)})` : llamaCppSkipped ? "skipped" : "–",
                 l ? `${fmt.ratio(ms / lMs)} (${fmt.ratio(cpu / lCpu)})` : "–",
@@ -234,7 +250,18 @@ async function main(): Promise<void> {
             ];
         }),
     );
-    const result = { benchmark: "vision-encoder", date: started.toISOString(), machine, threads, textType, mmproj, textModel, qwen2vlMmproj, llamaCppSkipped, rows };
+    const result = {
+        benchmark: "vision-encoder",
+        date: started.toISOString(),
+        machine,
+        threads,
+        textType,
+        mmprojs: Object.fromEntries(mmprojs),
+        textModel,
+        qwen2vlMmprojs: Object.fromEntries(qwen2vlMmprojs),
+        llamaCppSkipped,
+        rows,
+    };
     const saved = await saveResults("vision-encoder", result);
     process.stdout.write(`\n${encoderTable}\n\n${peerTable}\n\nresults: ${saved}\n`);
 }
@@ -242,6 +269,7 @@ async function main(): Promise<void> {
 interface Row {
     width: number;
     height: number;
+    mmprojType: MmprojOutputType;
     vision: VisionCaseResult;
     llamaCpp?: MtmdResult;
     prefill?: PrefillCaseResult;

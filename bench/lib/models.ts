@@ -24,7 +24,7 @@ import { dirname, join } from "node:path";
 import { writeMmprojMetadata, writeTextMetadata } from "../../lib/convert/convert.js";
 import { writeClipVisionKeys, writeMmprojGeneralKeys } from "../../lib/convert/families/common.js";
 import { readCheckpointConfig, type CheckpointConfig } from "../../lib/convert/hf-config.js";
-import { selectMmprojTensorTypes, selectTextTensorTypes, type StorageType } from "../../lib/convert/quant-rules.js";
+import { selectMmprojTensorTypes, selectTextTensorTypes, type MmprojOutputType, type StorageType } from "../../lib/convert/quant-rules.js";
 import { textTensorPlans, visionTensorPlans, type TensorPlan } from "../../lib/convert/tensor-map.js";
 import { readVocabulary, type GgufVocabulary } from "../../lib/convert/tokenizer.js";
 import { GgufWriter } from "../../lib/gguf/writer.js";
@@ -46,7 +46,7 @@ const WEIGHT_STD = 0.02;
 const CHUNK_VALUES = 1 << 22;
 
 /** Types of the text model the benchmarks use. */
-export const TEXT_TYPES = ["q8_0", "f16"] as const;
+export const TEXT_TYPES = ["q8_0", "f16", "q4_k_m"] as const;
 export type TextType = (typeof TEXT_TYPES)[number];
 
 /** VL3-SigLIP-NaViT dimensions (spec §2) and the projector width, for the Qwen2-VL-style peer's llama.cpp keys. */
@@ -210,18 +210,22 @@ export const defaultLog = (line: string): void => {
     process.stderr.write(`${line}\n`);
 };
 
-/** The vision projector (f16 matrices, f32 vectors) with the real VideoLLaMA3-2B shapes; generated once. */
-export async function ensureMmproj(options: GenerateOptions = {}): Promise<string> {
-    const path = join(SHAPES_DIR, `mmproj-${NAME}-f16.gguf`);
+/**
+ * The vision projector with the real VideoLLaMA3-2B shapes in `type` (default f16: f16 matrices, f32 vectors;
+ * q8_0/q4_k by the converter's per-tensor rule); generated once per type.
+ */
+export async function ensureMmproj(options: GenerateOptions & { type?: MmprojOutputType } = {}): Promise<string> {
+    const type = options.type ?? "f16";
+    const path = join(SHAPES_DIR, `mmproj-${NAME}-${type}.gguf`);
     const { config } = await real2bSettings();
     const list = visionTensors(config);
-    const wanted = { generator: GENERATOR_VERSION, request: { kind: "mmproj", type: "f16", vision: config.vision, processor: config.processor, seed: SEED } };
+    const wanted = { generator: GENERATOR_VERSION, request: { kind: "mmproj", type, vision: config.vision, processor: config.processor, seed: SEED } };
     return writeCached(
         path,
         wanted,
         async (w) => {
-            writeMmprojMetadata(w, config, NAME, "f16");
-            const types = selectMmprojTensorTypes("f16", list.map((t) => ({ name: t.name, ne: t.shape })));
+            writeMmprojMetadata(w, config, NAME, type);
+            const types = selectMmprojTensorTypes(type, list.map((t) => ({ name: t.name, ne: t.shape })));
             await writeTensors(w, list, types, options.threads ?? 2);
         },
         options.log ?? defaultLog,
@@ -232,15 +236,16 @@ export async function ensureMmproj(options: GenerateOptions = {}): Promise<strin
  * A Qwen2-VL-style mmproj (llama.cpp `clip.projector_type = qwen2vl_merger`) with the VideoLLaMA3-2B vision shapes,
  * f16 matrices: the peer for llama.cpp's own CLIP encoder (`mtmd`), which cannot run VideoLLaMA3's projector.
  */
-export async function ensureQwen2vlMmproj(options: GenerateOptions = {}): Promise<string> {
-    const path = join(SHAPES_DIR, "mmproj-qwen2vl-style-2B-shapes-f16.gguf");
+export async function ensureQwen2vlMmproj(options: GenerateOptions & { type?: MmprojOutputType } = {}): Promise<string> {
+    const type = options.type ?? "f16";
+    const path = join(SHAPES_DIR, `mmproj-qwen2vl-style-2B-shapes-${type}.gguf`);
     const list = qwen2vlTensors((await real2bSettings()).config);
-    const wanted = { generator: QWEN2VL_GENERATOR_VERSION, request: { kind: "qwen2vl-mmproj", type: "f16", vision: VISION, seed: SEED } };
+    const wanted = { generator: QWEN2VL_GENERATOR_VERSION, request: { kind: "qwen2vl-mmproj", type, vision: VISION, seed: SEED } };
     return writeCached(
         path,
         wanted,
         async (w) => {
-            writeMmprojGeneralKeys(w, "qwen2vl-style-2B-shapes", "f16");
+            writeMmprojGeneralKeys(w, "qwen2vl-style-2B-shapes", type);
             writeClipVisionKeys(w, {
                 projectorType: "qwen2vl_merger",
                 embeddingLength: VISION.hidden,
@@ -255,7 +260,7 @@ export async function ensureQwen2vlMmproj(options: GenerateOptions = {}): Promis
                 imageStd: [0.5, 0.5, 0.5],
                 useGelu: true,
             });
-            const types = selectMmprojTensorTypes("f16", list.map((t) => ({ name: t.name, ne: t.shape })));
+            const types = selectMmprojTensorTypes(type, list.map((t) => ({ name: t.name, ne: t.shape })));
             await writeTensors(w, list, types, options.threads ?? 2);
         },
         options.log ?? defaultLog,

@@ -72,7 +72,10 @@ export interface ConvertOptions {
     outDir: string;
     /** Storage type of the text model. Default `"f16"`. */
     type?: TextOutputType;
-    /** Storage type of the vision projector's matrices (vectors are always f32). Default `"f16"`. */
+    /**
+     * Storage type of the vision projector's matrices (vectors are always f32). Default `"f16"`. `"q8_0"` / `"q4_k"`
+     * quantize the 2-D matrices whose rows fit the block (others fall back per tensor; the patch embedding stays f16).
+     */
     mmprojType?: MmprojOutputType;
     /** Replace existing output files. Default false: an existing file is an error. */
     force?: boolean;

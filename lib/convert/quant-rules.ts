@@ -21,12 +21,12 @@
 /** Output types of `vidllama convert --type`. */
 export type TextOutputType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k_m";
 /** Output types of `--mmproj-type`. */
-export type MmprojOutputType = "f32" | "f16";
+export type MmprojOutputType = "f32" | "f16" | "q8_0" | "q4_k";
 
 /** All `--type` values. */
 export const TEXT_OUTPUT_TYPES: readonly TextOutputType[] = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"];
 /** All `--mmproj-type` values. */
-export const MMPROJ_OUTPUT_TYPES: readonly MmprojOutputType[] = ["f32", "f16"];
+export const MMPROJ_OUTPUT_TYPES: readonly MmprojOutputType[] = ["f32", "f16", "q8_0", "q4_k"];
 
 /** `llama_ftype` (general.file_type) of each output type. */
 export const FILE_TYPE: Readonly<Record<TextOutputType, number>> = Object.freeze({
@@ -172,9 +172,26 @@ export function selectTextTensorTypes(outType: TextOutputType, tensors: readonly
     return result;
 }
 
-/** The mmproj's types: every tensor with ≥ 2 dimensions in `outType`, vectors in f32. */
+/** `general.file_type` of each projector type (`llama_ftype`; q4_k is LLAMA_FTYPE_MOSTLY_Q4_K_S). */
+export const MMPROJ_FILE_TYPE: Readonly<Record<MmprojOutputType, number>> = Object.freeze({ f32: 0, f16: 1, q8_0: 7, q4_k: 14 });
+
+const MMPROJ_STORAGE: Record<MmprojOutputType, StorageType> = { f32: "f32", f16: "f16", q8_0: "q8_0", q4_k: "q4_K" };
+
+/**
+ * The mmproj's types. Float types: every tensor with ≥ 2 dimensions in `outType`, vectors in f32. Quantized types
+ * (as llama.cpp's `clip_model_quantize`): only 2-D `*weight` matrices are quantized — attention, MLP and projector
+ * matrices; the 4-D patch embedding stays f16 and vectors f32 — and a matrix whose rows (`ne0`) do not fit the block
+ * size falls back per tensor as in the text model (q4_K → q5_0, then f16; q8_0 → f16), e.g. SigLIP's FFN down
+ * projection with rows of 4304.
+ */
 export function selectMmprojTensorTypes(outType: MmprojOutputType, tensors: readonly TensorShapeInfo[]): Map<string, TypeChoice> {
     const result = new Map<string, TypeChoice>();
-    for (const t of tensors) result.set(t.name, { type: t.ne.length >= 2 ? outType : "f32" });
+    const storage = MMPROJ_STORAGE[outType];
+    for (const t of tensors) {
+        if (t.ne.length < 2) result.set(t.name, { type: "f32" });
+        else if (!isQuantized(storage)) result.set(t.name, { type: storage });
+        else if (!allowsQuantization(t.name, t.ne) || t.ne.length !== 2) result.set(t.name, { type: "f16" });
+        else result.set(t.name, fallback(storage, t.ne[0]!));
+    }
     return result;
 }

@@ -44,7 +44,8 @@ export interface HubOptions {
     /** Base URL of the hub. Default: `HF_ENDPOINT`, else `https://huggingface.co`. */
     endpoint?: string;
     /**
-     * The vision projector's type: for a checkpoint, what its matrices are converted to (`f16` default, `f32`); for a
+     * The vision projector's type: for a checkpoint, what its matrices are converted to (`f16` default, `f32`, `q8_0`,
+     * `q4_k`); for a
      * GGUF repository, which projector file is picked (by the type in its name).
      */
     mmprojType?: string;

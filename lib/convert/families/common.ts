@@ -8,7 +8,7 @@
 import type { GgufWriter } from "../../gguf/writer.js";
 import { GgufValueType } from "../../gguf/types.js";
 import type { GenerationDefaults } from "../hf-config.js";
-import { FILE_TYPE, isQuantized, type MmprojOutputType, type StorageType, type TextOutputType } from "../quant-rules.js";
+import { FILE_TYPE, MMPROJ_FILE_TYPE, isQuantized, type MmprojOutputType, type StorageType, type TextOutputType } from "../quant-rules.js";
 
 /** The storage type most matrices of a `--type` get (the ftype's own type). */
 export function textDefaultStorage(type: TextOutputType): StorageType {
@@ -29,7 +29,8 @@ export function writeMmprojGeneralKeys(w: GgufWriter, name: string, type: Mmproj
     w.setString("general.architecture", "clip");
     w.setString("general.type", "mmproj");
     w.setString("general.name", name);
-    w.setU32("general.file_type", FILE_TYPE[type]);
+    w.setU32("general.file_type", MMPROJ_FILE_TYPE[type]);
+    if (type === "q8_0" || type === "q4_k") w.setU32("general.quantization_version", 2);
 }
 
 /**
