@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "common/error.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
 #include "common/log.h"
 
 namespace vl {
@@ -14,6 +16,21 @@ namespace {
 int32_t default_threads() {
     unsigned hw = std::thread::hardware_concurrency();
     return hw == 0 ? 4 : static_cast<int32_t>(hw);
+}
+
+// The CPU backend's thread-pool functions, looked up through the backend registry (as llama-bench does), so that
+// this also works when the CPU backend is a loadable module.
+using ThreadpoolNewFn = ggml_threadpool * (*)(ggml_threadpool_params *);
+using ThreadpoolFreeFn = void (*)(ggml_threadpool *);
+
+ThreadpoolNewFn threadpool_new_fn() {
+    ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
+    return reg ? reinterpret_cast<ThreadpoolNewFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new")) : nullptr;
+}
+
+ThreadpoolFreeFn threadpool_free_fn() {
+    ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
+    return reg ? reinterpret_cast<ThreadpoolFreeFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free")) : nullptr;
 }
 
 } // namespace
@@ -50,11 +67,27 @@ TextContext::TextContext(TextModelPtr model, const ContextParams & p) : model_(s
         throw Error(ErrorCode::ContextCreate, reason.empty() ? "llama.cpp could not create the context" : reason);
     }
     batch_tokens_ = llama_batch_init(static_cast<int32_t>(llama_n_batch(ctx_)), 0, 1);
+
+    // Persistent thread pools for the CPU part of the graphs. A pool whose creation fails is simply not used (ggml then
+    // makes one per graph, as before).
+    if (ThreadpoolNewFn make = threadpool_new_fn()) {
+        ggml_threadpool_params tp = ggml_threadpool_params_default(cp.n_threads);
+        threadpool_ = make(&tp);
+        if (cp.n_threads_batch != cp.n_threads) {
+            ggml_threadpool_params tpb = ggml_threadpool_params_default(cp.n_threads_batch);
+            threadpool_batch_ = make(&tpb);
+        }
+        if (threadpool_) llama_attach_threadpool(ctx_, threadpool_, threadpool_batch_ ? threadpool_batch_ : threadpool_);
+    }
 }
 
 TextContext::~TextContext() {
     llama_batch_free(batch_tokens_);
     llama_free(ctx_);
+    if (ThreadpoolFreeFn free_pool = threadpool_free_fn()) {
+        if (threadpool_batch_) free_pool(threadpool_batch_);
+        if (threadpool_) free_pool(threadpool_);
+    }
 }
 
 bool TextContext::abort_callback(void * data) {
