@@ -64,7 +64,7 @@ async function oursChild(modelPath: string, type: string, depth: number, threads
         const pre = await session.prompt(prompt, { maxTokens: 1, temperature: 0 });
         // Decode at the same depth: a short question on top of what is in the cache.
         const dec = await session.prompt("Continue.", { maxTokens: GEN_TOKENS, temperature: 0 });
-        await session.dispose?.();
+        await session.dispose();
         if (rep < 0) continue; // warm-up
         const prefillRate = pre.promptTokens.length / (pre.timings.prefillMs / 1000);
         result.promptTokens.push(pre.promptTokens.length);

@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { HubError, formatBytes } from "../errors.js";
 
 /** huggingface.co; `HF_ENDPOINT` replaces it (mirrors, a local test server). */
@@ -577,8 +577,11 @@ function retryAfterMs(res: Response): number | undefined {
 
 function networkReason(err: unknown, stall?: AbortSignal): string {
     if (stall?.aborted) return "no data for too long";
-    const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-    if (cause?.code) return `${cause.code}${cause.message ? ` ${cause.message}` : ""}`;
+    // undici puts the socket error in `cause`; a connection refused on every address is an AggregateError there.
+    const cause = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string; message?: string }> } })?.cause;
+    const inner = cause?.code ? cause : cause?.errors?.find((e) => e?.code);
+    if (inner?.code) return `${inner.code}${inner.message ? ` ${inner.message}` : ""}`;
+    if (cause?.message) return cause.message; // e.g. "bad port": fetch refuses some ports without connecting
     return err instanceof Error ? err.message : String(err);
 }
 
@@ -598,4 +601,3 @@ export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void
     });
 }
 
-export type { FileHandle };
