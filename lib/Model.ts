@@ -69,7 +69,11 @@ export interface LoadModelOptions {
      * one is present; `false` keeps everything on the CPU; a number offloads that many layers.
      */
     gpu?: "auto" | boolean | number;
-    /** CPU threads for generation and prompt processing. Defaults to the number of cores. */
+    /**
+     * CPU threads for generation and prompt processing. Defaults to the physical cores this process may use
+     * (`cpuTopology()`): ggml's threads wait for each other at every graph node, so a hyper-thread sharing a core
+     * or an efficiency core slows a graph down.
+     */
     threads?: number;
     /** Memory-map the model file instead of reading it into memory. Defaults to `true`. */
     useMmap?: boolean;

@@ -54,7 +54,7 @@ export interface LoadVisionOptions {
     hub?: HubOptions;
     /** Run on the GPU when vidllama was built with a GPU backend and one is present. Defaults to true. */
     gpu?: boolean;
-    /** CPU threads. Defaults to the number of cores. */
+    /** CPU threads. Defaults to the physical cores this process may use (`cpuTopology()`). */
     threads?: number;
     signal?: AbortSignal;
     /** Loading progress, 0..1. */

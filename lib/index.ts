@@ -61,4 +61,5 @@ export { Image, type DecodedImage, type ImageOptions, type RawPixels } from "./d
 export type { VisionInfo } from "./encode/vision.js";
 export type { SamplingOptions } from "./sample/options.js";
 export { systemInfo, type SystemInfo } from "./system.js";
+export { cpuTopology, type CpuTopology } from "./cpu.js";
 export * from "./convert/index.js";

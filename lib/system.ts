@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { cpuTopology, type CpuTopology } from "./cpu.js";
 import { native, nativeAddonPath, packageRoot } from "./native/load.js";
 
 /** What the native addon was built with and what it found on this machine. */
@@ -19,6 +20,8 @@ export interface SystemInfo {
     cpuFeatures: string[];
     /** llama.cpp's system line and the devices ggml sees, as text. */
     details: string;
+    /** Logical CPUs and physical cores this process may use; the default thread count is `physicalCores`. */
+    cpu: CpuTopology;
 }
 
 /** Describes the native build and the machine: CPU features in use, GPU backend and devices. */
@@ -27,7 +30,7 @@ export function systemInfo(): SystemInfo {
     const details = addon.systemInfo();
     const cpuLine = /CPU\s*:(.*)/.exec(details)?.[1] ?? "";
     const cpuFeatures = [...cpuLine.matchAll(/([A-Z0-9_]+)\s*=\s*1/g)].map((m) => m[1]!);
-    return { version: packageVersion(), addonPath: nativeAddonPath() ?? "", gpuBackend: addon.gpuBackend, cpuFeatures, details };
+    return { version: packageVersion(), addonPath: nativeAddonPath() ?? "", gpuBackend: addon.gpuBackend, cpuFeatures, details, cpu: cpuTopology() };
 }
 
 /** @internal */

@@ -88,7 +88,7 @@ export interface ConvertOptions {
      * (with `completed` set), and once at the end (`done`). Exceptions thrown by the callback abort the conversion.
      */
     onProgress?: (progress: ConvertProgress) => void;
-    /** Threads for quantization. Default: all cores. */
+    /** Threads for quantization. Default: all logical CPUs (quantizing rows is independent work, hyper-threads help). */
     threads?: number;
     /**
      * `"sample"` (default) decodes about 64k values of every tensor (all of small ones) and checks them against the

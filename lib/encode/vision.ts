@@ -5,6 +5,7 @@
  * @module
  */
 import { statSync } from "node:fs";
+import { defaultThreadCount } from "../cpu.js";
 import { ModelLoadError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { isNativeError } from "../native/errors.js";
@@ -66,7 +67,7 @@ export class VisionProjector {
         const onAbort = () => abort.abort();
         options.signal?.addEventListener("abort", onAbort, { once: true });
         try {
-            const nativeVision = await addon.loadVision({ path, useGpu: options.gpu, threads: options.threads ?? 0 }, options.onProgress, abort);
+            const nativeVision = await addon.loadVision({ path, useGpu: options.gpu, threads: options.threads ?? defaultThreadCount() }, options.onProgress, abort);
             return new VisionProjector(path, nativeVision);
         } catch (err) {
             if (isNativeError(err, "VL_ABORTED")) throw options.signal?.reason ?? new DOMException("Loading was aborted", "AbortError");

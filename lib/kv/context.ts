@@ -7,6 +7,7 @@
  */
 import { basename } from "node:path";
 import { ChatTemplate } from "../chat/template.js";
+import { defaultThreadCount } from "../cpu.js";
 import { ChatTemplateError, VidllamaError } from "../errors.js";
 import type { Model } from "../Model.js";
 import { fromNativeError, isNativeError } from "../native/errors.js";
@@ -19,7 +20,7 @@ export interface ContextOptions {
     contextSize?: number;
     /** Tokens evaluated per llama_decode call while processing a prompt (1..contextSize). Defaults to 512. */
     batchSize?: number;
-    /** CPU threads. Defaults to the model's setting, else the number of cores. */
+    /** CPU threads. Defaults to the model's setting, else the physical cores this process may use (lib/cpu.ts). */
     threads?: number;
     /** Flash attention: `"auto"` (default) lets llama.cpp decide per backend. */
     flashAttention?: "auto" | boolean;
@@ -38,7 +39,7 @@ export const CONTEXT_OPTIONS = ["contextSize", "batchSize", "threads", "flashAtt
 export async function createContext(model: Model, options: ContextOptions, defaults: { contextSize?: number } = {}): Promise<{ context: NativeContext; template: ChatTemplate }> {
     const contextSize = optionalInteger("contextSize", options.contextSize, 16, 2 ** 31 - 1, defaults.contextSize ?? model.defaults.contextSize);
     const batchSize = optionalInteger("batchSize", options.batchSize, 1, contextSize, Math.min(512, contextSize));
-    const threads = optionalInteger("threads", options.threads, 1, 1024, model.defaults.threads);
+    const threads = optionalInteger("threads", options.threads, 1, 1024, model.defaults.threads) ?? defaultThreadCount();
     const flash = options.flashAttention === undefined || options.flashAttention === "auto" ? -1
         : optionalBoolean("flashAttention", options.flashAttention, false) ? 1 : 0;
     const templateSource = optionalString("chatTemplate", options.chatTemplate);
@@ -53,8 +54,8 @@ export async function createContext(model: Model, options: ContextOptions, defau
             contextSize,
             batchSize,
             microBatchSize: batchSize,
-            threads: threads ?? 0,
-            batchThreads: threads ?? 0,
+            threads,
+            batchThreads: threads,
             flashAttention: flash as -1 | 0 | 1,
             f32Cache: cacheType === "f32",
         });

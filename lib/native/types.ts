@@ -54,7 +54,8 @@ export interface NativeContextParams {
     contextSize: number;
     batchSize?: number;
     microBatchSize?: number;
-    threads?: number;
+    /** Required: the default is lib/cpu.ts's rule. */
+    threads: number;
     batchThreads?: number;
     /** -1 auto, 0 off, 1 on */
     flashAttention?: -1 | 0 | 1;
@@ -415,7 +416,7 @@ export interface NativeVision {
 
 export interface NativeVisionAddon {
     loadVision(
-        params: { path: string; useGpu?: boolean; threads?: number },
+        params: { path: string; useGpu?: boolean; /** Required: the default is lib/cpu.ts's rule. */ threads: number },
         onProgress?: (fraction: number) => void,
         abort?: NativeAbortFlag,
     ): Promise<NativeVision>;

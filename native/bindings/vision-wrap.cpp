@@ -681,7 +681,7 @@ Napi::Value VisionWrap::Dispose(const Napi::CallbackInfo & info) {
     return info.Env().Undefined();
 }
 
-// loadVision({ path, useGpu?, threads? }, onProgress?, abort?) -> Promise<Vision>
+// loadVision({ path, useGpu?, threads }, onProgress?, abort?) -> Promise<Vision>
 Napi::Value LoadVision(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     Napi::Object o = arg_object(info, 0, "params");
@@ -690,7 +690,7 @@ Napi::Value LoadVision(const Napi::CallbackInfo & info) {
     if (!path.IsString()) throw Napi::TypeError::New(env, "path must be a string");
     p.path = path.As<Napi::String>().Utf8Value();
     p.use_gpu = opt_bool(o, "useGpu", true);
-    p.n_threads = static_cast<int32_t>(opt_int(o, "threads", 0, 0, 1024));
+    p.n_threads = static_cast<int32_t>(opt_int(o, "threads", 0, 1, 1024));
     JsProgress progress(env, info.Length() > 1 ? info[1] : env.Undefined(), "vidllama.visionLoadProgress");
     AbortFlagPtr abort = AbortWrap::from(info, 2);
     auto result = std::make_shared<std::shared_ptr<VisionState>>();

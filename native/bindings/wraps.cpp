@@ -179,7 +179,7 @@ Napi::Value ModelWrap::CreateContext(const Napi::CallbackInfo & info) {
     p.n_ctx = static_cast<uint32_t>(opt_int(o, "contextSize", 4096, 1, 1LL << 31));
     p.n_batch = static_cast<uint32_t>(opt_int(o, "batchSize", 512, 1, 1 << 20));
     p.n_ubatch = static_cast<uint32_t>(opt_int(o, "microBatchSize", p.n_batch, 1, 1 << 20));
-    p.n_threads = static_cast<int32_t>(opt_int(o, "threads", 0, 0, 1024));
+    p.n_threads = static_cast<int32_t>(opt_int(o, "threads", 0, 1, 1024));
     p.n_threads_batch = static_cast<int32_t>(opt_int(o, "batchThreads", 0, 0, 1024));
     p.flash_attn = static_cast<int32_t>(opt_int(o, "flashAttention", -1, -1, 1));
     p.f32_cache = opt_bool(o, "f32Cache", false);

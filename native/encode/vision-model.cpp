@@ -309,7 +309,9 @@ std::shared_ptr<VisionModel> VisionModel::load(const VisionModelParams & params,
     }
 
     // ---- backends ----
-    model->n_threads_ = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
+    // The default thread count is the caller's rule (lib/cpu.ts: physical cores), not guessed here.
+    if (params.n_threads <= 0) throw Error(ErrorCode::InvalidArgument, "threads must be a positive count");
+    model->n_threads_ = params.n_threads;
     model->backend_cpu_ = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
     if (!model->backend_cpu_) throw Error(ErrorCode::Internal, "no CPU backend");
     ggml_backend_cpu_set_n_threads(model->backend_cpu_, model->n_threads_);

@@ -124,7 +124,7 @@ struct VisionWeights {
 struct VisionModelParams {
     std::string path;
     bool use_gpu = true;   // use the GPU backend compiled in, when a device is present
-    int32_t n_threads = 0; // CPU threads; 0 = all cores
+    int32_t n_threads = 0; // CPU threads, required (> 0); the default is lib/cpu.ts's rule
 };
 
 using VisionProgressFn = std::function<void(float)>;

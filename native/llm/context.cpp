@@ -13,11 +13,6 @@ namespace vl {
 
 namespace {
 
-int32_t default_threads() {
-    unsigned hw = std::thread::hardware_concurrency();
-    return hw == 0 ? 4 : static_cast<int32_t>(hw);
-}
-
 // The CPU backend's thread-pool functions, looked up through the backend registry (as llama-bench does), so that
 // this also works when the CPU backend is a loadable module.
 using ThreadpoolNewFn = ggml_threadpool * (*)(ggml_threadpool_params *);
@@ -43,7 +38,9 @@ TextContext::TextContext(TextModelPtr model, const ContextParams & p) : model_(s
     cp.n_batch = p.n_batch;
     cp.n_ubatch = std::min(p.n_ubatch, p.n_batch);
     cp.n_seq_max = 1;
-    cp.n_threads = p.n_threads > 0 ? p.n_threads : default_threads();
+    // The default thread count is the caller's rule (lib/cpu.ts: physical cores), not guessed here.
+    if (p.n_threads <= 0) throw Error(ErrorCode::InvalidArgument, "threads must be a positive count");
+    cp.n_threads = p.n_threads;
     cp.n_threads_batch = p.n_threads_batch > 0 ? p.n_threads_batch : cp.n_threads;
     cp.flash_attn_type = p.flash_attn < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
                          : p.flash_attn == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED

@@ -22,7 +22,7 @@ struct ContextParams {
     uint32_t n_ctx = 4096;
     uint32_t n_batch = 512;
     uint32_t n_ubatch = 512;
-    int32_t n_threads = 0;       // 0: all available cores
+    int32_t n_threads = 0;       // required, > 0 (the default is lib/cpu.ts's rule)
     int32_t n_threads_batch = 0; // 0: same as n_threads
     int32_t flash_attn = -1;     // -1 auto, 0 off, 1 on
     bool f32_cache = false;      // K and V cache in f32 instead of f16 (exact eviction checks, more memory)

@@ -116,7 +116,7 @@ describe("Video-LLaVA prompts", () => {
         expect(chat.tokens.filter((t) => t >= 32000)).toEqual([]);
         await textOnly.dispose();
         // The sampler honours a ban: with the greedy choice banned, the next best logit is taken.
-        const ctx = await model.nativeModel.createContext({ contextSize: 256 });
+        const ctx = await model.nativeModel.createContext({ contextSize: 256, threads: 2 });
         const prompt = Int32Array.from([1, ...model.tokenize("USER: Hello ASSISTANT:")]);
         await ctx.evaluate(prompt, { logits: true });
         const logits = ctx.logits();
@@ -124,7 +124,7 @@ describe("Video-LLaVA prompts", () => {
         ctx.dispose();
         const addon = native();
         const pick = async (ban: number[]) => {
-            const c = await model.nativeModel.createContext({ contextSize: 256 });
+            const c = await model.nativeModel.createContext({ contextSize: 256, threads: 2 });
             const r = await c.evaluate(prompt, { sampler: new addon.Sampler(model.nativeModel, { temperature: 0, banned: ban }) });
             c.dispose();
             return r.token;

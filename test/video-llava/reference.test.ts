@@ -204,7 +204,7 @@ describe("Video-LLaVA against the float64 reference on the Hugging Face checkpoi
         // The language model's logits at the end of the prompt, from our embeddings, against the reference's.
         const at = ours.promptTokens.indexOf(VIDEO);
         // f32 cache, no flash attention (the CPU flash-attention kernel works in f16): the comparison is of the model.
-        const ctx = await model.nativeModel.createContext({ contextSize: 4096, f32Cache: true, flashAttention: 0 });
+        const ctx = await model.nativeModel.createContext({ contextSize: 4096, threads: 2, f32Cache: true, flashAttention: 0 });
         await ctx.evaluate(Int32Array.from(ours.promptTokens.slice(0, at)), {});
         await ctx.evaluateEmbeddings(encoded.embeddings, {});
         await ctx.evaluate(Int32Array.from(ours.promptTokens.slice(at + 2056)), { logits: true });

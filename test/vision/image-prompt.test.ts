@@ -66,7 +66,7 @@ describe("image prompts", () => {
         const firstImage = viaImage.promptTokens.indexOf(IMAGE_TOKEN);
         const before = viaImage.promptTokens.slice(0, firstImage);
         const after = viaImage.promptTokens.slice(firstImage + encoded.tokens);
-        const ctx = await model.nativeModel.createContext({ contextSize: 1024 });
+        const ctx = await model.nativeModel.createContext({ contextSize: 1024, threads: 2 });
         await ctx.evaluate(Int32Array.from(before), {});
         await ctx.evaluateEmbeddings(encoded.embeddings, {});
         const addon = native();

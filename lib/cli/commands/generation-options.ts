@@ -45,7 +45,7 @@ export function addModelFlags(command: Command): Command {
         .option("--mmproj <file|hf:ref>", "vision projector GGUF (needed for images and videos; an hf: model brings its own)")
         .option("--offline", "hf: references from the cache only, no network (also HF_HUB_OFFLINE=1)")
         .option("-c, --context-size <tokens>", "context window in tokens", parseInteger("--context-size", 16))
-        .option("-t, --threads <n>", "CPU threads (default: all cores)", parseInteger("--threads", 1, 1024))
+        .option("-t, --threads <n>", "CPU threads (default: the physical cores)", parseInteger("--threads", 1, 1024))
         .option("--no-gpu", "keep everything on the CPU even when a GPU backend is available")
         .option("-q, --quiet", "no progress output on stderr");
 }

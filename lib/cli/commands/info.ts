@@ -12,7 +12,12 @@ export function infoCommand(): Command {
     return new Command("info").description("show the native build, GPU backend and CPU features in use").action(() => {
         try {
             const info = systemInfo();
-            process.stdout.write(`vidllama ${info.version}\naddon: ${info.addonPath}\ngpu backend: ${info.gpuBackend}\n${info.details}\n`);
+            const { cpu } = info;
+            const how = cpu.source === "sysfs" ? "core ids in sysfs" : cpu.source === "sysctl" ? "sysctl" : "physical cores not known here: the logical count";
+            process.stdout.write(
+                `vidllama ${info.version}\naddon: ${info.addonPath}\ngpu backend: ${info.gpuBackend}\n` +
+                    `cpus: ${cpu.logicalCpus} logical, ${cpu.physicalCores} physical cores (${how}); default threads: ${cpu.physicalCores}\n${info.details}\n`,
+            );
         } catch (err) {
             reportError(err);
         }
