@@ -75,12 +75,15 @@ export interface LlamaBenchResult {
     samplesTs: number[];
 }
 
-/** Runs llama-bench on `model` for one test (`-p N -n 0` prefill, or `-p 0 -n N` decode) at depth `depth`. */
+/**
+ * Runs llama-bench on `model`: `-p P -n G -d D` gives a prefill test (when P > 0) and a decode test (when G > 0) at
+ * depth D in one process; llama-bench fills the depth once and restores that state for every repetition and test.
+ */
 export async function runLlamaBench(
     binary: string,
     model: string,
     test: { prompt: number; gen: number; depth: number; threads: number; reps: number; batch: number; ubatch: number },
-): Promise<LlamaBenchResult> {
+): Promise<LlamaBenchResult[]> {
     const args = [
         "-m", model,
         "-p", String(test.prompt),
@@ -103,8 +106,7 @@ export async function runLlamaBench(
         child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`llama-bench exited ${code}: ${err.slice(-2000)}`))));
     });
     const rows = JSON.parse(stdout) as Array<Record<string, unknown>>;
-    const r = rows[0]!;
-    return {
+    return rows.map((r) => ({
         nPrompt: Number(r.n_prompt),
         nGen: Number(r.n_gen),
         nDepth: Number(r.n_depth ?? 0),
@@ -114,5 +116,5 @@ export async function runLlamaBench(
         avgTs: Number(r.avg_ts),
         stddevTs: Number(r.stddev_ts),
         samplesTs: (r.samples_ts as number[] | undefined) ?? [],
-    };
+    }));
 }
