@@ -96,22 +96,27 @@ BlockParams block_params(const VisionHparams & hp, int64_t n, int64_t batch, boo
     return bp;
 }
 
-// Attention sub-block: LN1, q/k/v, optional 2D RoPE, attention within each item (scale head_dim^-0.5), out
-// projection. Returns what is added to the residual stream.
-ggml_tensor * attention(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, const BlockParams & bp) {
+// 2D RoPE: pairs (i, i + d/2); the first half of the pairs turn with the row, the second with the column.
+ggml_tensor * rope_2d(ggml_context * ctx, ggml_tensor * x, ggml_tensor * pos, const BlockParams & bp) {
+    const int64_t d = bp.head_dim;
+    int sections[4] = {static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4)};
+    return ggml_rope_multi(ctx, x, pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, bp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
+}
+
+// Attention of the queries of `hq` (n_q normed rows per item, RoPE positions `pos_q`) over the keys and values of
+// `hkv` (bp.n normed rows per item, positions bp.rope_pos), within each item (scale head_dim^-0.5), then the out
+// projection. Returns what is added to the residual stream of the query rows.
+ggml_tensor * attend(ggml_context * ctx, ggml_tensor * hq, ggml_tensor * hkv, const VisionLayer & L, const BlockParams & bp, ggml_tensor * pos_q, int64_t n_q) {
     const int64_t d = bp.head_dim, heads = bp.heads, n = bp.n, batch = bp.batch, tokens = n * batch;
-    ggml_tensor * h = layer_norm(ctx, x, L.ln1_w, L.ln1_b, bp.eps);
-    ggml_tensor * q = ggml_reshape_3d(ctx, linear(ctx, h, L.q_w, L.q_b), d, heads, tokens);
-    ggml_tensor * k = ggml_reshape_3d(ctx, linear(ctx, h, L.k_w, L.k_b), d, heads, tokens);
-    ggml_tensor * v = ggml_reshape_3d(ctx, linear(ctx, h, L.v_w, L.v_b), d, heads, tokens);
+    ggml_tensor * q = ggml_reshape_3d(ctx, linear(ctx, hq, L.q_w, L.q_b), d, heads, n_q * batch);
+    ggml_tensor * k = ggml_reshape_3d(ctx, linear(ctx, hkv, L.k_w, L.k_b), d, heads, tokens);
+    ggml_tensor * v = ggml_reshape_3d(ctx, linear(ctx, hkv, L.v_w, L.v_b), d, heads, tokens);
     if (bp.rope_pos) {
-        // 2D RoPE: pairs (i, i + d/2); the first half of the pairs turn with the row, the second with the column.
-        int sections[4] = {static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4), static_cast<int>(d / 4)};
-        q = ggml_rope_multi(ctx, q, bp.rope_pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, bp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
-        k = ggml_rope_multi(ctx, k, bp.rope_pos, nullptr, static_cast<int>(d / 2), sections, GGML_ROPE_TYPE_VISION, 32768, bp.rope_theta, 1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
+        q = rope_2d(ctx, q, pos_q, bp);
+        k = rope_2d(ctx, k, bp.rope_pos, bp);
     }
     // [d, heads, n·batch] → [d, n, heads, batch]: attention runs within each item of the batch only.
-    q = ggml_permute(ctx, ggml_reshape_4d(ctx, q, d, heads, n, batch), 0, 2, 1, 3);
+    q = ggml_permute(ctx, ggml_reshape_4d(ctx, q, d, heads, n_q, batch), 0, 2, 1, 3);
     k = ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, heads, n, batch), 0, 2, 1, 3);
     v = ggml_permute(ctx, ggml_reshape_4d(ctx, v, d, heads, n, batch), 0, 2, 1, 3);
     if (!bp.on_cpu) { // GPU flash attention kernels want f16 K/V; the CPU one is exact in f32
@@ -124,8 +129,14 @@ ggml_tensor * attention(ggml_context * ctx, ggml_tensor * x, const VisionLayer &
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     ggml_tensor * attn = ggml_flash_attn_ext(ctx, q, k, v, nullptr, scale, 0.0f, 0.0f);
     ggml_prec_set_acc(attn, GGML_PREC_F32);
-    attn = ggml_reshape_2d(ctx, attn, d * heads, tokens); // result is [d, heads, n, batch]
+    attn = ggml_reshape_2d(ctx, attn, d * heads, n_q * batch); // result is [d, heads, n_q, batch]
     return linear(ctx, attn, L.o_w, L.o_b);
+}
+
+// Attention sub-block: LN1, then every token attends to every token of its item.
+ggml_tensor * attention(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, const BlockParams & bp) {
+    ggml_tensor * h = layer_norm(ctx, x, L.ln1_w, L.ln1_b, bp.eps);
+    return attend(ctx, h, h, L, bp, bp.rope_pos, bp.n);
 }
 
 // MLP sub-block: LN2, up, activation, down. Returns what is added to the residual stream.
@@ -140,6 +151,45 @@ ggml_tensor * mlp(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, co
 ggml_tensor * transformer_block(ggml_context * ctx, ggml_tensor * x, const VisionLayer & L, const BlockParams & bp) {
     x = ggml_add(ctx, x, attention(ctx, x, L, bp));
     return ggml_add(ctx, x, mlp(ctx, x, L, bp));
+}
+
+// m×m merge: in merge-block order the m² patches of a block are consecutive rows, so the bilinear down-sample by m
+// (which for m ≤ 2 equals the block mean) is the mean of each group of m² rows.
+ggml_tensor * merge_blocks(ggml_context * ctx, ggml_tensor * x, int64_t hidden, int32_t merge) {
+    if (merge <= 1) return x;
+    const int64_t group = static_cast<int64_t>(merge) * merge;
+    const int64_t merged = x->ne[1] / group;
+    ggml_tensor * sum = nullptr;
+    for (int64_t j = 0; j < group; j++) {
+        ggml_tensor * view = ggml_view_2d(ctx, x, hidden, merged, x->nb[1] * group, x->nb[1] * j);
+        sum = sum ? ggml_add(ctx, sum, view) : ggml_cont(ctx, view);
+    }
+    return ggml_scale(ctx, sum, 1.0f / static_cast<float>(group));
+}
+
+// NaViT RoPE positions of a grid in merge-block order, as ggml_rope_multi's 4 planes [h…][w…][h…][w…] (planes 2-3
+// repeat 0-1), for `copies` items back to back.
+std::vector<int32_t> navit_positions(int32_t grid_h, int32_t grid_w, int32_t m, int32_t copies) {
+    const int64_t n = static_cast<int64_t>(grid_h) * grid_w;
+    const int64_t tokens = n * copies;
+    std::vector<int32_t> pos(tokens * 4);
+    int64_t r = 0;
+    for (int32_t bh = 0; bh < grid_h / m; bh++) {
+        for (int32_t bw = 0; bw < grid_w / m; bw++) {
+            for (int32_t mh = 0; mh < m; mh++) {
+                for (int32_t mw = 0; mw < m; mw++, r++) {
+                    pos[r] = bh * m + mh;
+                    pos[tokens + r] = bw * m + mw;
+                }
+            }
+        }
+    }
+    for (int32_t i = 1; i < copies; i++) {
+        std::memcpy(pos.data() + i * n, pos.data(), sizeof(int32_t) * n);
+        std::memcpy(pos.data() + tokens + i * n, pos.data() + tokens, sizeof(int32_t) * n);
+    }
+    std::memcpy(pos.data() + 2 * tokens, pos.data(), sizeof(int32_t) * 2 * tokens);
+    return pos;
 }
 
 // The projector shared by both families: mm.0 → erf GELU → mm.2.
@@ -240,18 +290,8 @@ void VisionEncoder::build_navit(CachedGraph & g, const VisionTower & tw) {
     for (const VisionLayer & L : tw.layers) x = transformer_block(ctx, x, L, bp);
     x = layer_norm(ctx, x, tw.post_ln_w, tw.post_ln_b, hp.eps);
 
-    // m×m merge: in merge-block order the m² patches of a block are consecutive rows, so the bilinear down-sample by
-    // m (which for m ≤ 2 equals the block mean) is the mean of each group of m² rows; blocks come out in raster order.
-    if (g.merge > 1) {
-        const int64_t group = static_cast<int64_t>(g.merge) * g.merge;
-        const int64_t merged = tokens / group;
-        ggml_tensor * sum = nullptr;
-        for (int64_t j = 0; j < group; j++) {
-            ggml_tensor * view = ggml_view_2d(ctx, x, hp.hidden, merged, x->nb[1] * group, x->nb[1] * j);
-            sum = sum ? ggml_add(ctx, sum, view) : ggml_cont(ctx, view);
-        }
-        x = ggml_scale(ctx, sum, 1.0f / static_cast<float>(group));
-    }
+    // m×m merge (blocks come out in raster order).
+    x = merge_blocks(ctx, x, hp.hidden, g.merge);
     if (g.n_keep >= 0) {
         g.keep = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g.n_keep);
         ggml_set_name(g.keep, "inp_keep");
@@ -355,26 +395,7 @@ void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, 
     const size_t row_bytes = sizeof(float) * 3 * hp.patch_size * hp.patch_size;
     for (int32_t i = 0; i < b; i++) ggml_backend_tensor_set(g.inp, batch[i]->patches, row_bytes * n * i, row_bytes * n);
     if (g.pos) {
-        // NaViT positions as 4 planes [h…][w…][h…][w…] (planes 2-3 repeat 0-1).
-        const int64_t tokens = n * b;
-        std::vector<int32_t> pos(tokens * 4);
-        const int32_t m = first.merge;
-        int64_t r = 0;
-        for (int32_t bh = 0; bh < first.grid_h / m; bh++) {
-            for (int32_t bw = 0; bw < first.grid_w / m; bw++) {
-                for (int32_t mh = 0; mh < m; mh++) {
-                    for (int32_t mw = 0; mw < m; mw++, r++) {
-                        pos[r] = bh * m + mh;
-                        pos[tokens + r] = bw * m + mw;
-                    }
-                }
-            }
-        }
-        for (int32_t i = 1; i < b; i++) {
-            std::memcpy(pos.data() + i * n, pos.data(), sizeof(int32_t) * n);
-            std::memcpy(pos.data() + tokens + i * n, pos.data() + tokens, sizeof(int32_t) * n);
-        }
-        std::memcpy(pos.data() + 2 * tokens, pos.data(), sizeof(int32_t) * 2 * tokens);
+        const std::vector<int32_t> pos = navit_positions(first.grid_h, first.grid_w, first.merge, b);
         ggml_backend_tensor_set(g.pos, pos.data(), 0, ggml_nbytes(g.pos));
     }
     if (g.keep && !keep.empty()) ggml_backend_tensor_set(g.keep, keep.data(), 0, ggml_nbytes(g.keep));
