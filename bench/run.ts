@@ -278,8 +278,9 @@ async function summarize(runs: ScenarioRun[], limits: MachineLimits | undefined)
     if (video) {
         for (const p of video.prompts as any[]) {
             const r = p.result;
+            const mode = r.prune ? (r.changedOnly ? "on, encoder on changed blocks only" : "on") : "off";
             rows.push({
-                work: `video question, ${p.kind} clip ${video.scale.end} s, pruning ${r.prune ? "on" : "off"} (${r.media.keptTokens} / ${r.media.tokens} tokens)`,
+                work: `video question, ${p.kind} clip ${video.scale.end} s, pruning ${mode} (${r.media.keptTokens} / ${r.media.tokens} tokens)`,
                 ours: `encode ${fmt.s(r.timings.encodeMs)} s + prefill ${fmt.s(r.timings.prefillMs)} s; first token ${fmt.s(r.timings.promptMs)} s`,
                 peer: "–",
                 ratio: NaN,
@@ -287,6 +288,12 @@ async function summarize(runs: ScenarioRun[], limits: MachineLimits | undefined)
                 limit: "–",
                 fraction: NaN,
             });
+        }
+        const d = video.deviation;
+        if (d) {
+            notes.push(
+                `Encoder on changed blocks only (screen clip, first ${d.options.end ?? 60} s): ${(d.exactEncodeMs / d.changedOnlyEncodeMs).toFixed(2)}× faster than the exact encoder (${fmt.s(d.exactEncodeMs)} → ${fmt.s(d.changedOnlyEncodeMs)} s, ${fmt.pct(d.patchesComputed / d.patches)} of the patches computed); kept tokens' embeddings within ${d.relRms.toExponential(2)} relative RMS of the exact ones (worst frame ${d.maxFrameRelRms.toExponential(2)}, random weights).`,
+            );
         }
     }
     const table = markdownTable(

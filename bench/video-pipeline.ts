@@ -32,6 +32,7 @@
 import "./lib/env.js";
 import { Video } from "../lib/decode/Video.js";
 import { loadModel } from "../lib/Model.js";
+import { loadVision } from "../lib/Vision.js";
 import { native } from "../lib/native/load.js";
 import { targetSizes } from "../lib/preprocess/resize-rule.js";
 import type { PromptResult } from "../lib/Session.js";
@@ -79,6 +80,8 @@ interface DecodeCaseResult {
 interface PromptCaseResult {
     video: string;
     prune: boolean;
+    /** prune: { encodeChangedOnly: true }: the encoder computed only the kept blocks. */
+    changedOnly: boolean;
     options: { end?: number; maxPixels?: number };
     threads: number;
     contextSize: number;
@@ -89,7 +92,14 @@ interface PromptCaseResult {
     promptTokens: number;
     generatedTokens: number;
     stopReason: string;
-    media: { tokens: number; keptTokens: number; frames: number; grid: { height: number; width: number }; warnings: string[] };
+    media: {
+        tokens: number;
+        keptTokens: number;
+        frames: number;
+        grid: { height: number; width: number };
+        warnings: string[];
+        encoder: { mode: string; patchesComputed: number; patches: number };
+    };
     visionComputeBytes: number;
     memoryEnd: MemorySample;
 }
@@ -163,7 +173,80 @@ async function decodeChild(path: string, end: number | undefined, maxPixels: num
     reportResult(result);
 }
 
-async function promptChild(model: string, mmproj: string, path: string, prune: boolean, threads: number, maxTokens: number, end: number | undefined, maxPixels: number | undefined): Promise<void> {
+/** Kept-token embeddings of the exact encoder and of encodeChangedOnly on the same clip: their difference and times. */
+interface DeviationResult {
+    video: string;
+    options: { end?: number; maxPixels?: number };
+    frames: number;
+    keptTokens: number;
+    tokens: number;
+    exactEncodeMs: number;
+    changedOnlyEncodeMs: number;
+    patchesComputed: number;
+    patches: number;
+    /** Relative RMS of (changed-only − exact) over all kept tokens, and the largest per frame. */
+    relRms: number;
+    maxFrameRelRms: number;
+    /** Mean cosine similarity of the kept tokens' embeddings (changed-only vs exact). */
+    meanCosine: number;
+}
+
+async function deviationChild(mmproj: string, path: string, threads: number, end: number | undefined, maxPixels: number | undefined): Promise<void> {
+    const options = openOptions(end, maxPixels);
+    await using vision = await loadVision({ mmproj, threads, gpu: false });
+    let started = performance.now();
+    const exact = await vision.encodeVideo(await Video.open(path, options), { prune: true });
+    const exactEncodeMs = performance.now() - started;
+    started = performance.now();
+    const changed = await vision.encodeVideo(await Video.open(path, options), { prune: { encodeChangedOnly: true } });
+    const changedOnlyEncodeMs = performance.now() - started;
+    if (exact.embeddings.length !== changed.embeddings.length) throw new Error("the two encoders kept different tokens");
+    const d = exact.width;
+    let num = 0;
+    let den = 0;
+    let cosSum = 0;
+    let maxFrame = 0;
+    let offset = 0;
+    for (const frame of exact.frames) {
+        let fn = 0;
+        let fd = 0;
+        for (let t = 0; t < frame.keptTokens; t++, offset += d) {
+            let dot = 0;
+            let na = 0;
+            let nb = 0;
+            for (let i = 0; i < d; i++) {
+                const a = changed.embeddings[offset + i]!;
+                const b = exact.embeddings[offset + i]!;
+                fn += (a - b) ** 2;
+                fd += b * b;
+                dot += a * b;
+                na += a * a;
+                nb += b * b;
+            }
+            cosSum += dot / Math.sqrt(na * nb);
+        }
+        num += fn;
+        den += fd;
+        maxFrame = Math.max(maxFrame, Math.sqrt(fn / fd));
+    }
+    const result: DeviationResult = {
+        video: path,
+        options,
+        frames: exact.frames.length,
+        keptTokens: exact.tokens,
+        tokens: exact.frames.reduce((a, f) => a + f.tokens, 0),
+        exactEncodeMs,
+        changedOnlyEncodeMs,
+        patchesComputed: changed.encoder.patchesComputed,
+        patches: changed.encoder.patches,
+        relRms: Math.sqrt(num / den),
+        maxFrameRelRms: maxFrame,
+        meanCosine: cosSum / Math.max(1, exact.tokens),
+    };
+    reportResult(result);
+}
+
+async function promptChild(model: string, mmproj: string, path: string, prune: boolean, changedOnly: boolean, threads: number, maxTokens: number, end: number | undefined, maxPixels: number | undefined): Promise<void> {
     const options = openOptions(end, maxPixels);
     let started = performance.now();
     await using m = await loadModel({ model, mmproj, threads, gpu: false });
@@ -178,7 +261,7 @@ async function promptChild(model: string, mmproj: string, path: string, prune: b
     await using video = await Video.open(path, options);
     let lastLog = 0;
     const cpu = process.cpuUsage();
-    const r = await session.prompt([{ video, ...(prune ? {} : { prune: false as const }) }, QUESTION], {
+    const r = await session.prompt([{ video, ...(prune ? (changedOnly ? { prune: { encodeChangedOnly: true } } : {}) : { prune: false as const }) }, QUESTION], {
         maxTokens,
         temperature: 0,
         onMediaProgress: (p) => {
@@ -202,6 +285,7 @@ async function promptChild(model: string, mmproj: string, path: string, prune: b
     const result: PromptCaseResult = {
         video: path,
         prune,
+        changedOnly,
         options,
         threads,
         contextSize: session.contextSize,
@@ -212,7 +296,7 @@ async function promptChild(model: string, mmproj: string, path: string, prune: b
         promptTokens: r.promptTokens.length,
         generatedTokens: r.tokens.length,
         stopReason: r.stopReason,
-        media: { tokens: media.tokens, keptTokens: media.keptTokens, frames: media.frames.length, grid: media.grid, warnings: media.warnings },
+        media: { tokens: media.tokens, keptTokens: media.keptTokens, frames: media.frames.length, grid: media.grid, warnings: media.warnings, encoder: media.encoder },
         visionComputeBytes: m.vision?.computeBytes() ?? NaN,
         memoryEnd: memorySample(),
     };
@@ -254,21 +338,29 @@ async function main(): Promise<void> {
     }
 
     // 2. The prompts.
-    const cases: Array<{ kind: VideoKind; prune: boolean }> = [
-        { kind: "screen" as const, prune: true },
-        { kind: "screen" as const, prune: false },
-        { kind: "camera" as const, prune: true },
-        ...(all ? [{ kind: "camera" as const, prune: false }] : []),
+    const cases: Array<{ kind: VideoKind; prune: boolean; changedOnly: boolean }> = [
+        { kind: "screen" as const, prune: true, changedOnly: false },
+        { kind: "screen" as const, prune: true, changedOnly: true },
+        { kind: "screen" as const, prune: false, changedOnly: false },
+        { kind: "camera" as const, prune: true, changedOnly: false },
+        ...(all ? [{ kind: "camera" as const, prune: true, changedOnly: true }, { kind: "camera" as const, prune: false, changedOnly: false }] : []),
     ].filter((c) => only.includes(c.kind));
     const runs: Array<{ kind: VideoKind; result: PromptCaseResult; wallMs: number }> = [];
     if (prompts) {
         for (const c of cases) {
-            log(`prompt: ${c.kind}, prune ${c.prune ? "on" : "off"} ...`);
+            log(`prompt: ${c.kind}, prune ${c.prune ? (c.changedOnly ? "on, changed blocks only" : "on") : "off"} ...`);
             const o = await runChild<PromptCaseResult>(import.meta.url, [
-                "prompt", textModel!, mmproj!, videos[c.kind], c.prune ? "1" : "0", String(threads), String(maxTokens), String(end ?? ""), String(maxPixels ?? ""),
+                "prompt", textModel!, mmproj!, videos[c.kind], c.prune ? (c.changedOnly ? "c" : "1") : "0", String(threads), String(maxTokens), String(end ?? ""), String(maxPixels ?? ""),
             ]);
             runs.push({ kind: c.kind, result: o.result, wallMs: o.wallMs });
         }
+    }
+    // 3. The changed-only encoder's deviation from the exact one, on the screen clip (at most its first 20 s).
+    let deviation: DeviationResult | undefined;
+    if (prompts && only.includes("screen")) {
+        const devEnd = Math.min(end ?? 60, 20);
+        log(`encoder deviation: screen, first ${devEnd} s, exact vs changed blocks only ...`);
+        deviation = (await runChild<DeviationResult>(import.meta.url, ["deviation", mmproj!, videos.screen, String(threads), String(devEnd), String(maxPixels ?? "")])).result;
     }
 
     const decodeTable = markdownTable(
@@ -280,12 +372,13 @@ async function main(): Promise<void> {
         }),
     );
     const promptTable = markdownTable(
-        ["video", "prune", "frames × tok", "tokens kept", "prompt tokens", "decode s", "encode s", "prefill s", "generation s (tok/s)", "prompt s", "CPU share", "peak RSS MiB"],
+        ["video", "prune", "frames × tok", "tokens kept", "encoder patches computed", "prompt tokens", "decode s", "encode s", "prefill s", "generation s (tok/s)", "prompt s", "CPU share", "peak RSS MiB"],
         runs.map(({ kind, result: r }) => [
             kind,
-            r.prune ? "on" : "off",
+            r.prune ? (r.changedOnly ? "on, changed blocks only" : "on") : "off",
             `${r.media.frames} × ${r.media.grid.height * r.media.grid.width}`,
             `${r.media.keptTokens} / ${r.media.tokens} (${fmt.pct(r.media.keptTokens / r.media.tokens)})`,
+            `${r.media.encoder.patchesComputed} / ${r.media.encoder.patches} (${fmt.pct(r.media.encoder.patchesComputed / r.media.encoder.patches)})`,
             String(r.promptTokens),
             fmt.s(r.timings.decodeMs),
             fmt.s(r.timings.encodeMs),
@@ -306,16 +399,34 @@ async function main(): Promise<void> {
         scale: { end: end ?? 60, maxPixels: maxPixels ?? null },
         decode,
         prompts: runs,
+        deviation,
     };
     const saved = await saveResults("video-pipeline", result);
-    process.stdout.write(`\n${decodeTable}\n\n${prompts ? `${promptTable}\n\n` : ""}results: ${saved}\n`);
+    const deviationTable = deviation
+        ? markdownTable(
+              ["clip", "frames", "tokens kept", "exact encode s", "changed-only encode s", "speed-up", "patches computed", "rel. RMS vs exact (worst frame)", "mean cosine"],
+              [[
+                  `screen, first ${deviation.options.end ?? 60} s`,
+                  String(deviation.frames),
+                  `${deviation.keptTokens} / ${deviation.tokens}`,
+                  fmt.s(deviation.exactEncodeMs),
+                  fmt.s(deviation.changedOnlyEncodeMs),
+                  `${(deviation.exactEncodeMs / deviation.changedOnlyEncodeMs).toFixed(2)}×`,
+                  `${deviation.patchesComputed} / ${deviation.patches} (${fmt.pct(deviation.patchesComputed / deviation.patches)})`,
+                  `${deviation.relRms.toExponential(2)} (${deviation.maxFrameRelRms.toExponential(2)})`,
+                  deviation.meanCosine.toFixed(5),
+              ]],
+          )
+        : "";
+    process.stdout.write(`\n${decodeTable}\n\n${prompts ? `${promptTable}\n\n` : ""}${deviationTable ? `${deviationTable}\n\n` : ""}results: ${saved}\n`);
 }
 
 if (process.argv[2] === "--child") {
     const [, , , kind, ...a] = process.argv;
     const optNum = (s: string | undefined) => (s ? Number(s) : undefined);
     if (kind === "decode") await decodeChild(a[0]!, optNum(a[1]), optNum(a[2]));
-    else if (kind === "prompt") await promptChild(a[0]!, a[1]!, a[2]!, a[3] === "1", Number(a[4]), Number(a[5]), optNum(a[6]), optNum(a[7]));
+    else if (kind === "prompt") await promptChild(a[0]!, a[1]!, a[2]!, a[3] !== "0", a[3] === "c", Number(a[4]), Number(a[5]), optNum(a[6]), optNum(a[7]));
+    else if (kind === "deviation") await deviationChild(a[0]!, a[1]!, Number(a[2]), optNum(a[3]), optNum(a[4]));
     else throw new Error(`unknown child case ${kind}`);
 } else {
     await main();

@@ -150,6 +150,12 @@ export type MediaUsage =
           source: string;
           /** Decoding problems that did not stop the prompt (e.g. a truncated file). */
           warnings: string[];
+          /**
+           * How the vision encoder ran over the frames encoded for this prompt: `"exact"` (every patch of every frame),
+           * or `"changed-only"` (`prune.encodeChangedOnly`: only the kept blocks' patches, an approximation), with the
+           * patches it computed out of the frames' patches. Both 0 when every frame's embeddings were already cached.
+           */
+          encoder: { mode: "exact" | "changed-only"; patchesComputed: number; patches: number };
       };
 
 /** The async iterator returned by {@link Session.stream}; `result` settles when generation ends. */
@@ -604,6 +610,7 @@ export class Session {
                             tokens: frames.reduce((a, fr) => a + fr.tokens, 0),
                             keptTokens: frames.reduce((a, fr) => a + fr.keptTokens, 0),
                             warnings: [...producer.handle.warnings],
+                            encoder: { mode: producer.prune?.encodeChangedOnly ? "changed-only" : "exact", ...producer.encoderWork },
                         });
                         decodeMs += producer.timings.decodeMs;
                         encodeMs += producer.timings.encodeMs;

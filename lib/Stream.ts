@@ -18,7 +18,7 @@ import { modelIdentity, readStateHeader, saveTarget, writeState } from "./kv/sta
 import { KvTimeline } from "./kv/timeline.js";
 import type { Model } from "./Model.js";
 import { native } from "./native/load.js";
-import type { NativeFrameState } from "./native/types.js";
+import type { NativeEncoderReuse, NativeFrameState } from "./native/types.js";
 import { chunkStream } from "./sample/chunks.js";
 import { generate, type StopReason } from "./sample/generate.js";
 import { resolveSamplingOptions, type SamplingOptions } from "./sample/options.js";
@@ -346,6 +346,8 @@ export class Stream implements AsyncDisposable {
     readonly #queuePolicy: "drop-oldest" | "drop-newest" | "wait";
     readonly #listeners = new Map<keyof StreamEvents, Set<Listener<never>>>();
     #frameState: NativeFrameState;
+    /** The encoder's states of the previous frames, when the stream encodes only changed blocks. */
+    #encoderReuse: NativeEncoderReuse | undefined;
     #context: { dispose(): void } | undefined;
     #entries: EntryInfo[] = [];
     #nextGroup = 1;
@@ -411,6 +413,7 @@ export class Stream implements AsyncDisposable {
         this.#queueSize = init.queueSize;
         this.#queuePolicy = init.queuePolicy;
         this.#frameState = new (native().FrameState)();
+        this.#encoderReuse = init.prune?.encodeChangedOnly ? new (native().EncoderReuse)() : undefined;
     }
 
     /** @internal Use {@link Model.createStream}. */
@@ -726,6 +729,7 @@ export class Stream implements AsyncDisposable {
             this.#nextGroup = Number(h.nextGroup) || 1;
             Object.assign(this.#stats, h.stats as object, { recent: [] });
             this.#frameState.reset();
+            this.#encoderReuse?.reset();
         });
     }
 
@@ -913,8 +917,8 @@ export class Stream implements AsyncDisposable {
         this.#evict(needed);
         const started = performance.now();
         const encoded = await this.#vision.encode(
-            [{ rgb: frame.rgb, width: frame.width, height: frame.height, ...geometryItem(geometry), ...(this.#prune ? { prune: this.#prune } : {}) }],
-            { frameState: this.#frameState, signal: this.#closing.signal },
+            [{ rgb: frame.rgb, width: frame.width, height: frame.height, ...geometryItem(geometry), ...(this.#prune ? { prune: { threshold: this.#prune.threshold, minTokens: this.#prune.minTokens } } : {}) }],
+            { frameState: this.#frameState, signal: this.#closing.signal, ...(this.#encoderReuse ? { reuse: this.#encoderReuse } : {}) },
         );
         const encodeMs = performance.now() - started;
         const kept = encoded.counts[0]!;

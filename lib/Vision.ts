@@ -44,6 +44,8 @@ export interface EncodeVideoResult {
     size: { height: number; width: number };
     /** Time waiting for frames and running the encoder. */
     timings: MediaTimings;
+    /** How the encoder ran: exact, or only the kept blocks (`prune.encodeChangedOnly`), with the patches computed. */
+    encoder: { mode: "exact" | "changed-only"; patchesComputed: number; patches: number };
 }
 
 /** Options of {@link loadVision}. */
@@ -171,6 +173,7 @@ export class Vision {
             grid: { ...geometry!.grid },
             size: { height: size.height, width: size.width },
             timings: { ...producer.timings },
+            encoder: { mode: producer.prune?.encodeChangedOnly ? "changed-only" : "exact", ...producer.encoderWork },
         };
     }
 

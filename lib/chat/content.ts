@@ -14,10 +14,17 @@ export type ImageInput = Image | string | URL | Uint8Array | RawPixels;
  * Differential Frame Pruning of a video's visual tokens: `false` keeps every token; `true` prunes with the
  * projector's settings; an object prunes with its values overriding the projector's (`threshold`: mean absolute
  * change of a merged token's patches against the previous frame, in normalized units × 255, above which it is kept —
- * 0.1 by default; `minTokensPerFrame`: tokens always kept). Left out: the model family's default — on for
- * VideoLLaMA3 (trained with it), off for Video-LLaVA (not trained with it).
+ * 0.1 by default; `minTokensPerFrame`: tokens always kept; `encodeChangedOnly`: see below). Left out: the model
+ * family's default — on for VideoLLaMA3 (trained with it), off for Video-LLaVA (not trained with it).
+ *
+ * `encodeChangedOnly: true` (VideoLLaMA3 only; default false) also spares the vision encoder the blocks pruning drops:
+ * each frame computes only its kept 2×2 blocks, whose queries attend to every patch of the frame, the unchanged
+ * blocks' per-layer states coming from the frame where they last changed. The encoder's cost then follows the kept
+ * ratio (a screen recording keeps ~6 %), at the price of an approximation: the kept tokens' embeddings differ from
+ * the exact encoder's by what the unchanged blocks would have learned from this frame's changes (measured in
+ * test/encode/changed-only.test.ts and bench/README.md). A prompt's `result.media` says which encoder ran.
  */
-export type PruneOption = boolean | { threshold?: number; minTokensPerFrame?: number };
+export type PruneOption = boolean | { threshold?: number; minTokensPerFrame?: number; encodeChangedOnly?: boolean };
 
 /**
  * One part of a prompt. Strings are text (a path must be wrapped: `{ image: "photo.jpg" }`, `{ video: "clip.mp4" }`);
@@ -74,15 +81,20 @@ export function textOf(parts: readonly ContentPart[]): string {
 /** Validates a prune option. */
 export function checkPrune(value: unknown, option: string): PruneOption {
     if (typeof value === "boolean") return value;
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidOptionError(option, "true, false or { threshold, minTokensPerFrame }", value);
-    const { threshold, minTokensPerFrame, ...rest } = value as Record<string, unknown>;
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidOptionError(option, "true, false or { threshold, minTokensPerFrame, encodeChangedOnly }", value);
+    const { threshold, minTokensPerFrame, encodeChangedOnly, ...rest } = value as Record<string, unknown>;
     const unknown = Object.keys(rest)[0];
-    if (unknown !== undefined) throw new InvalidOptionError(`${option}.${unknown}`, "threshold or minTokensPerFrame", rest[unknown]);
+    if (unknown !== undefined) throw new InvalidOptionError(`${option}.${unknown}`, "threshold, minTokensPerFrame or encodeChangedOnly", rest[unknown]);
+    if (encodeChangedOnly !== undefined && typeof encodeChangedOnly !== "boolean") throw new InvalidOptionError(`${option}.encodeChangedOnly`, "a boolean", encodeChangedOnly);
     if (threshold !== undefined && (typeof threshold !== "number" || !Number.isFinite(threshold) || threshold < 0)) {
         throw new InvalidOptionError(`${option}.threshold`, "a number >= 0", threshold);
     }
     if (minTokensPerFrame !== undefined && (typeof minTokensPerFrame !== "number" || !Number.isInteger(minTokensPerFrame) || minTokensPerFrame < 0)) {
         throw new InvalidOptionError(`${option}.minTokensPerFrame`, "an integer >= 0", minTokensPerFrame);
     }
-    return { ...(threshold !== undefined ? { threshold } : {}), ...(minTokensPerFrame !== undefined ? { minTokensPerFrame } : {}) };
+    return {
+        ...(threshold !== undefined ? { threshold } : {}),
+        ...(minTokensPerFrame !== undefined ? { minTokensPerFrame } : {}),
+        ...(encodeChangedOnly !== undefined ? { encodeChangedOnly } : {}),
+    };
 }

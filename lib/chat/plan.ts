@@ -17,7 +17,7 @@ import type { KvCache, TimelineView } from "../kv/cache.js";
 import type { PlanItem } from "../kv/timeline.js";
 import type { VisionProjector } from "../encode/vision.js";
 import type { NativeAbortFlag, NativeDecodeResult, NativeEmbeddings, NativeSampler, NativeVisionItem } from "../native/types.js";
-import { geometryItem, geometryKey, type VisualGeometry } from "../family/types.js";
+import { geometryItem, geometryKey, type PruneSettings, type VisualGeometry } from "../family/types.js";
 
 /** Embeddings of one slot (rows [first, first+count) of `embeddings`). */
 export interface SlotEmbeddings {
@@ -289,7 +289,9 @@ export class VideoProducer implements MediaProducer {
     readonly plan: VideoPlan;
     /** How each frame is resized, cut and encoded. */
     readonly geometry: VisualGeometry;
-    readonly prune: { threshold: number; minTokens: number } | undefined;
+    readonly prune: PruneSettings;
+    /** Patches the encoder computed for the produced frames, and the frames' patches (equal unless encodeChangedOnly). */
+    readonly encoderWork = { patchesComputed: 0, patches: 0 };
     /** One entry per produced frame. */
     readonly frames: FrameReport[] = [];
     readonly timings: MediaTimings = { decodeMs: 0, encodeMs: 0 };
@@ -305,7 +307,7 @@ export class VideoProducer implements MediaProducer {
         projector: VisionProjector,
         handle: VideoHandle,
         geometry: VisualGeometry,
-        prune: { threshold: number; minTokens: number } | undefined,
+        prune: PruneSettings,
         onProgress?: (p: VideoProgress) => void,
         messageIndex = -1,
     ) {
@@ -317,7 +319,7 @@ export class VideoProducer implements MediaProducer {
         this.#onProgress = onProgress;
         this.#messageIndex = messageIndex;
         const plan = handle.plan;
-        this.key = `vid:${handle.identity}:${plan.count}:${handle.stamps}:${geometryKey(geometry)}:` + (prune ? `p${prune.threshold}/${prune.minTokens}` : "all");
+        this.key = `vid:${handle.identity}:${plan.count}:${handle.stamps}:${geometryKey(geometry)}:` + (prune ? `p${prune.threshold}/${prune.minTokens}${prune.encodeChangedOnly ? "/changed-only" : ""}` : "all");
         this.#merged = geometry.tokens;
         if (prune) {
             // Shared by every producer of this layout: counts learned while encoding stay known in later turns.
@@ -348,6 +350,8 @@ export class VideoProducer implements MediaProducer {
         const video = this.#video!;
         const addon = native();
         const frameState = addon.FrameState ? new addon.FrameState() : undefined;
+        // Only the kept blocks of each frame are computed, from the states of this pass's earlier frames.
+        const reuse = this.prune?.encodeChangedOnly ? new addon.EncoderReuse() : undefined;
         const total = this.plan.count;
         // Frames are encoded in batches (bounded in patches and in source pixels); the frame before `fromSlot` is
         // encoded too when pruning, as the reference of the first frame produced.
@@ -371,7 +375,7 @@ export class VideoProducer implements MediaProducer {
         const flush = async function* (this: VideoProducer): AsyncGenerator<SlotEmbeddings & { slot: number }> {
             if (batch.length === 0) return;
             const started = performance.now();
-            const result = await this.#projector.encode(batch.map((b) => b.item), { signal, ...(frameState ? { frameState } : {}) });
+            const result = await this.#projector.encode(batch.map((b) => b.item), { signal, ...(frameState ? { frameState } : {}), ...(reuse ? { reuse } : {}) });
             this.timings.encodeMs += performance.now() - started;
             let offset = 0;
             const produced: Array<SlotEmbeddings & { slot: number }> = [];
@@ -379,6 +383,9 @@ export class VideoProducer implements MediaProducer {
                 const { index } = batch[i]!;
                 const count = result.counts[i]!;
                 if (index >= fromSlot) {
+                    const patches = this.geometry.grid.height * this.geometry.grid.width * this.geometry.merge * this.geometry.merge;
+                    this.encoderWork.patches += patches;
+                    this.encoderWork.patchesComputed += result.rowsComputed ? result.rowsComputed[i]! : patches;
                     this.#counts[index] = count;
                     this.frames[index] = { timestamp: this.plan.timestamps[index]!, tokens: this.#merged, keptTokens: count };
                     kept += count;

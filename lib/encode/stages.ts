@@ -17,6 +17,7 @@ import type {
     NativeAbortFlag,
     NativeEncodePatchesItem,
     NativeEncodeResult,
+    NativeEncoderReuse,
     NativeFrameState,
     NativePatchesHandle,
     NativePreprocessItem,
@@ -33,6 +34,12 @@ export interface EncodePatchesOptions {
     onProgress?: (done: number, total: number) => void;
     /** Upper bound on patches per encoder batch (bounds compute memory); default 4096. */
     maxBatchPatches?: number;
+    /**
+     * Compute only the kept blocks of each frame, the others' encoder states coming from the earlier frames of the
+     * same video (NaViT projectors; frames in their order, one `reuse` per video). An approximation: see
+     * VisionEncoder::encode_changed.
+     */
+    reuse?: NativeEncoderReuse;
 }
 
 /**
@@ -54,7 +61,12 @@ export function pruneFrame(vision: NativeVision, patches: NativePatchesHandle, f
 /** Stage 3: the encoder and projector over preprocessed items, each restricted to its kept tokens. */
 export function encodePatches(vision: NativeVision, items: readonly NativeEncodePatchesItem[], options: EncodePatchesOptions = {}): Promise<NativeEncodeResult> {
     return withAbort(options.signal, "Encoding was aborted", (abort) =>
-        vision.encodePatches([...items], options.maxBatchPatches ? { maxBatchPatches: options.maxBatchPatches } : {}, options.onProgress, abort),
+        vision.encodePatches(
+            [...items],
+            { ...(options.maxBatchPatches ? { maxBatchPatches: options.maxBatchPatches } : {}), ...(options.reuse ? { reuse: options.reuse } : {}) },
+            options.onProgress,
+            abort,
+        ),
     );
 }
 

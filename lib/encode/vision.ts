@@ -10,7 +10,7 @@ import { ModelLoadError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
 import { isNativeError } from "../native/errors.js";
 import { native } from "../native/load.js";
-import type { NativeEncodeResult, NativeFrameState, NativeVision, NativeVisionHparams, NativeVisionItem } from "../native/types.js";
+import type { NativeEncodeResult, NativeEncoderReuse, NativeFrameState, NativeVision, NativeVisionHparams, NativeVisionItem } from "../native/types.js";
 import type { Image } from "../decode/Image.js";
 import { familyOf, geometryItem } from "../family/index.js";
 import { encodePatches, preprocessFrames, pruneFrame } from "./stages.js";
@@ -88,7 +88,14 @@ export class VisionProjector {
      */
     encode(
         items: NativeVisionItem[],
-        options: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; frameState?: NativeFrameState; maxBatchPatches?: number } = {},
+        options: {
+            signal?: AbortSignal;
+            onProgress?: (done: number, total: number) => void;
+            frameState?: NativeFrameState;
+            maxBatchPatches?: number;
+            /** Compute only each frame's kept blocks, from the states of the video's earlier frames (see encodePatches). */
+            reuse?: NativeEncoderReuse;
+        } = {},
     ): Promise<NativeEncodeResult> {
         const run = this.#queue.then(async () => {
             const nativeVision = this.#native;
@@ -106,6 +113,7 @@ export class VisionProjector {
                 ...(signal ? { signal } : {}),
                 ...(options.onProgress ? { onProgress: options.onProgress } : {}),
                 ...(options.maxBatchPatches ? { maxBatchPatches: options.maxBatchPatches } : {}),
+                ...(options.reuse ? { reuse: options.reuse } : {}),
             });
         });
         this.#queue = run.catch(() => {});

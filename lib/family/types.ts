@@ -20,7 +20,8 @@ export type FamilyInfo = Readonly<NativeVisionHparams>;
 export type PlaceholderIds = Pick<FamilyInfo, "imageTokenId" | "videoTokenId">;
 
 /** Differential Frame Pruning as resolved for one video: off (undefined) or its threshold and minimum tokens. */
-export type PruneSettings = { threshold: number; minTokens: number } | undefined;
+/** Pruning of a video: off, or its DiffFP settings and whether the encoder computes only the kept blocks. */
+export type PruneSettings = { threshold: number; minTokens: number; encodeChangedOnly: boolean } | undefined;
 
 /** Which tower of the projector encodes an item (VideoLLaMA3 has one tower for both). */
 export type VisualKind = "image" | "video";

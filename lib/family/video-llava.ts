@@ -17,7 +17,9 @@
  */
 import type { TemplateContentItem, TemplateMessage } from "../chat/template.js";
 import { clipResizeAndCrop } from "../preprocess/clip-crop.js";
-import { resolvePrune } from "./videollama3.js";
+import type { PruneOption } from "../chat/content.js";
+import { InvalidOptionError } from "../errors.js";
+import { resolvePrune as resolveNavitPrune } from "./videollama3.js";
 import type { FamilyInfo, MediumShape, ModelFamily, Placeholder, PlaceholderIds, VisualGeometry, VisualKind } from "./types.js";
 import { tokenIdKey } from "./types.js";
 
@@ -44,7 +46,13 @@ export const videoLlava: ModelFamily = {
         return geometry("video", width, height, info);
     },
 
-    resolvePrune,
+    // The same rule, but the CLIP towers encode whole frames: there are no per-block states to reuse.
+    resolvePrune(option: PruneOption | undefined, info: FamilyInfo) {
+        if (typeof option === "object" && option.encodeChangedOnly) {
+            throw new InvalidOptionError("prune.encodeChangedOnly", "false for Video-LLaVA (its CLIP towers encode whole frames; only VideoLLaMA3's encoder can compute the changed blocks alone)", true);
+        }
+        return resolveNavitPrune(option, info);
+    },
 
     videoSampling(info: FamilyInfo) {
         return { frames: info.videoFrames };

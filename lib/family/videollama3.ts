@@ -18,7 +18,7 @@ export function resolvePrune(option: PruneOption | undefined, info: FamilyInfo):
     if (option === false) return undefined;
     if (option === undefined && !info.tokenCompression) return undefined;
     const o = typeof option === "object" ? option : undefined;
-    return { threshold: o?.threshold ?? info.diffThreshold, minTokens: o?.minTokensPerFrame ?? info.minTokensPerFrame };
+    return { threshold: o?.threshold ?? info.diffThreshold, minTokens: o?.minTokensPerFrame ?? info.minTokensPerFrame, encodeChangedOnly: o?.encodeChangedOnly ?? false };
 }
 
 /** Patches per merge-block side: images 1, video frames (files and live streams) 2 for VideoLLaMA3. */

@@ -332,6 +332,21 @@ export interface NativeEncodeResult {
     merged: Int32Array;
     /** Kept (merged patch) token indices per item, or null when every token was kept. */
     kept: Array<Int32Array | null>;
+    /** With `reuse`: per item, whether it was computed whole (a first frame, a new grid, after an abort). */
+    whole?: boolean[];
+    /** With `reuse`: patches computed per item (all of a whole frame; the kept blocks' otherwise). */
+    rowsComputed?: Int32Array;
+}
+
+/**
+ * The encoder's per-layer states of one video's frames so far (native memory, in the projector's backend), for
+ * `encodePatches(items, { reuse })`: each frame then computes only its kept blocks.
+ */
+export interface NativeEncoderReuse {
+    /** Forgets the frames: the next one is computed whole. */
+    reset(): void;
+    /** Backend memory held, bytes. */
+    readonly bytes: number;
 }
 
 /** The last pruned video frame, kept in native memory so DiffFP can compare across calls. */
@@ -407,7 +422,7 @@ export interface NativeVision {
     /** Stage 3: encoder, merge, token selection and projector; one call at a time per projector (VL_BUSY). */
     encodePatches(
         items: NativeEncodePatchesItem[],
-        options?: { maxBatchPatches?: number },
+        options?: { maxBatchPatches?: number; reuse?: NativeEncoderReuse },
         onProgress?: (done: number, total: number) => void,
         abort?: NativeAbortFlag,
     ): Promise<NativeEncodeResult>;
@@ -421,6 +436,7 @@ export interface NativeVisionAddon {
         abort?: NativeAbortFlag,
     ): Promise<NativeVision>;
     FrameState: new () => NativeFrameState;
+    EncoderReuse: new () => NativeEncoderReuse;
     /** Made by `Vision.preprocess` only (for instanceof checks). */
     Patches: abstract new () => NativePatchesHandle;
 }

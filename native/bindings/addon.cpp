@@ -26,10 +26,12 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
     Napi::Function embeddings = EmbeddingsWrap::Init(env);
     Napi::Function patches = PatchesWrap::Init(env);
     Napi::Function frame_state = FrameStateWrap::Init(env);
+    Napi::Function encoder_reuse = EncoderReuseWrap::Init(env);
     vision_ctor = Napi::Persistent(vision);
     embeddings_ctor = Napi::Persistent(embeddings);
     patches_ctor = Napi::Persistent(patches);
     frame_state_ctor = Napi::Persistent(frame_state);
+    encoder_reuse_ctor = Napi::Persistent(encoder_reuse);
     DefineAddon(exports, {
         InstanceMethod<&Addon::SystemInfo>("systemInfo"),
         InstanceMethod<&Addon::LoadModel>("loadModel"),
@@ -41,6 +43,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
         InstanceValue("Embeddings", embeddings),
         InstanceValue("Patches", patches),
         InstanceValue("FrameState", frame_state),
+        InstanceValue("EncoderReuse", encoder_reuse),
         InstanceValue("gpuBackend", Napi::String::New(env, gpu_backend_name())),
     });
     register_quantize_functions(env, exports);

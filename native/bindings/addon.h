@@ -19,6 +19,7 @@ class Addon : public Napi::Addon<Addon> {
     Napi::FunctionReference embeddings_ctor;
     Napi::FunctionReference patches_ctor;
     Napi::FunctionReference frame_state_ctor;
+    Napi::FunctionReference encoder_reuse_ctor;
 
   private:
     Napi::Value SystemInfo(const Napi::CallbackInfo & info);

@@ -168,6 +168,13 @@ FrameStateWrap * frame_state_arg(Napi::Env env, const Napi::Value & v, const cha
     return FrameStateWrap::Unwrap(v.As<Napi::Object>());
 }
 
+EncoderReuseWrap * encoder_reuse_arg(Napi::Env env, const Napi::Value & v, const char * name) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Addon::of(env).encoder_reuse_ctor.Value())) {
+        throw Napi::TypeError::New(env, std::string(name) + " must be an EncoderReuse");
+    }
+    return EncoderReuseWrap::Unwrap(v.As<Napi::Object>());
+}
+
 // ---- the stages (worker-safe: no napi) ----------------------------------------------------------------------------
 
 // Stage 1: Pillow-exact bicubic resize to the target size, the crop (if any), normalize and patchify. Frees the source
@@ -252,6 +259,33 @@ void encode_inputs(VisionEncoder & encoder, const std::vector<EncodeInput> & inp
     result.counts = encoder.encode(items, *result.values, abort, [&progress](int32_t done, int32_t total) { progress.report(done, total); }, options);
 }
 
+// Stage 3 with the encoder's states of the video's earlier frames: the inputs in order, each computing only its kept
+// blocks (VisionEncoder::encode_changed). The caller holds the encoder's busy flag.
+void encode_inputs_changed(VisionEncoder & encoder, const std::vector<EncodeInput> & inputs, EncoderReuse & reuse, EmbeddingsData & result,
+                           const AbortFlagPtr & abort, const JsProgress & progress) {
+    std::lock_guard<std::mutex> lock(reuse.mutex);
+    for (size_t i = 0; i < inputs.size(); i++) {
+        if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
+        const PreparedPatches & prepared = *inputs[i].patches;
+        VisionItem v;
+        v.patches = prepared.patches.values.data();
+        v.grid_h = prepared.patches.grid_h;
+        v.grid_w = prepared.patches.grid_w;
+        v.merge = prepared.merge;
+        v.tower = inputs[i].tower;
+        v.keep_all = inputs[i].keep_all;
+        v.keep = inputs[i].keep;
+        const ChangedEncodeStats stats = encoder.encode_changed(v, reuse.state, *result.values, abort);
+        result.merged.push_back(encoder.tokens_unpruned(v));
+        result.kept.push_back(v.keep);
+        result.all_kept.push_back(v.keep_all);
+        result.counts.push_back(encoder.tokens_out(v));
+        result.whole.push_back(stats.whole);
+        result.rows_computed.push_back(stats.rows);
+        progress.report(static_cast<int32_t>(i + 1), static_cast<int32_t>(inputs.size()));
+    }
+}
+
 // ---- JS-thread helpers of the encoding calls -----------------------------------------------------------------------
 
 // The encoder runs one call at a time: claimed on the JS thread, released by the worker (BusyRelease).
@@ -286,6 +320,12 @@ Napi::Value encode_result_to_js(Napi::Env env, const EmbeddingsData & result) {
         kept.Set(static_cast<uint32_t>(i), result.all_kept[i] ? env.Null() : Napi::Value(to_int32_array(env, result.kept[i])));
     }
     out.Set("kept", kept);
+    if (!result.whole.empty()) {
+        Napi::Array whole = Napi::Array::New(env, result.whole.size());
+        for (size_t i = 0; i < result.whole.size(); i++) whole.Set(static_cast<uint32_t>(i), Napi::Boolean::New(env, result.whole[i]));
+        out.Set("whole", whole);
+        out.Set("rowsComputed", to_int32_array(env, result.rows_computed));
+    }
     return out;
 }
 
@@ -303,6 +343,26 @@ Napi::Value FrameStateWrap::Reset(const Napi::CallbackInfo & info) {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->last.reset();
     return info.Env().Undefined();
+}
+
+// ---- EncoderReuse -------------------------------------------------------------------------------------------------
+
+Napi::Function EncoderReuseWrap::Init(Napi::Env env) {
+    return DefineClass(env, "EncoderReuse", {InstanceMethod<&EncoderReuseWrap::Reset>("reset"), InstanceAccessor<&EncoderReuseWrap::Bytes>("bytes")});
+}
+
+EncoderReuseWrap::EncoderReuseWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<EncoderReuseWrap>(info), state_(std::make_shared<EncoderReuse>()) {}
+
+// Forgets the frames (the next one is encoded whole). Waits for an encode that uses these states.
+Napi::Value EncoderReuseWrap::Reset(const Napi::CallbackInfo & info) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->state.reset();
+    return info.Env().Undefined();
+}
+
+Napi::Value EncoderReuseWrap::Bytes(const Napi::CallbackInfo & info) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return Napi::Number::New(info.Env(), static_cast<double>(state_->state.bytes()));
 }
 
 // ---- Patches ------------------------------------------------------------------------------------------------------
@@ -657,6 +717,14 @@ Napi::Value VisionWrap::EncodePatches(const Napi::CallbackInfo & info) {
     Napi::Object options = opt_object(info, 1, "options");
     VisionEncodeOptions eo;
     eo.max_batch_patches = static_cast<int32_t>(opt_int(options, "maxBatchPatches", eo.max_batch_patches, 1, 1 << 24));
+    std::vector<Napi::Object> keep_alive{info.This().As<Napi::Object>()};
+    std::shared_ptr<EncoderReuse> reuse;
+    Napi::Value reuse_value = options.Get("reuse");
+    if (!reuse_value.IsUndefined() && !reuse_value.IsNull()) {
+        reuse = encoder_reuse_arg(env, reuse_value, "options.reuse")->state();
+        keep_alive.push_back(reuse_value.As<Napi::Object>());
+        if (hp.is_clip()) throw Napi::TypeError::New(env, "options.reuse needs a NaViT (VideoLLaMA3) projector; " + state_->model->path() + " is a CLIP one");
+    }
     if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull() && !info[2].IsFunction()) {
         throw Napi::TypeError::New(env, "onProgress must be a function");
     }
@@ -667,13 +735,17 @@ Napi::Value VisionWrap::EncodePatches(const Napi::CallbackInfo & info) {
     auto result = new_result(hp);
     return PromiseWorker::run(
         env, "vidllama.encodePatches",
-        [state, inputs, eo, progress, abort, result] {
+        [state, inputs, eo, reuse, progress, abort, result] {
             JsProgressRelease release{progress};
             BusyRelease busy{state->busy};
-            encode_inputs(*state->encoder, *inputs, *result, abort, progress, eo);
+            if (reuse) {
+                encode_inputs_changed(*state->encoder, *inputs, *reuse, *result, abort, progress);
+            } else {
+                encode_inputs(*state->encoder, *inputs, *result, abort, progress, eo);
+            }
         },
         [result](Napi::Env env) -> Napi::Value { return encode_result_to_js(env, *result); },
-        {info.This().As<Napi::Object>()});
+        keep_alive);
 }
 
 Napi::Value VisionWrap::Dispose(const Napi::CallbackInfo & info) {

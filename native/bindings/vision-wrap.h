@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings/addon.h"
+#include "encode/vision-encoder.h"
 #include "encode/vision-model.h"
 #include "preprocess/patchify.h"
 
@@ -44,6 +45,9 @@ struct EmbeddingsData {
     std::vector<int32_t> merged;              // output tokens per item before pruning (with the class token if kept)
     std::vector<std::vector<int32_t>> kept;   // kept (patch) token indices per pruned item
     std::vector<bool> all_kept;
+    // encodePatches({ reuse }): per item, whether it was computed whole, and the patches computed.
+    std::vector<bool> whole;
+    std::vector<int32_t> rows_computed;
 };
 
 class FrameStateWrap : public Napi::ObjectWrap<FrameStateWrap> {
@@ -55,6 +59,25 @@ class FrameStateWrap : public Napi::ObjectWrap<FrameStateWrap> {
   private:
     Napi::Value Reset(const Napi::CallbackInfo & info);
     std::shared_ptr<FrameState> state_;
+};
+
+// The encoder's states of one video's frames (EncoderReuseState), for encodePatches({ reuse }): only the changed blocks
+// of each frame are computed. Guarded by its mutex while an encode uses it.
+struct EncoderReuse {
+    std::mutex mutex;
+    EncoderReuseState state;
+};
+
+class EncoderReuseWrap : public Napi::ObjectWrap<EncoderReuseWrap> {
+  public:
+    static Napi::Function Init(Napi::Env env);
+    explicit EncoderReuseWrap(const Napi::CallbackInfo & info);
+    const std::shared_ptr<EncoderReuse> & state() const { return state_; }
+
+  private:
+    Napi::Value Reset(const Napi::CallbackInfo & info);
+    Napi::Value Bytes(const Napi::CallbackInfo & info);
+    std::shared_ptr<EncoderReuse> state_;
 };
 
 class PatchesWrap : public Napi::ObjectWrap<PatchesWrap> {

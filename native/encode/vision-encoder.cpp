@@ -153,6 +153,16 @@ ggml_tensor * transformer_block(ggml_context * ctx, ggml_tensor * x, const Visio
     return ggml_add(ctx, x, mlp(ctx, x, L, bp));
 }
 
+// The same block computed for `xc` only (n_c rows of one item, RoPE positions pos_c), whose queries attend to all
+// rows of `all` (the item's layer input, in which xc's rows already stand).
+ggml_tensor * transformer_block_rows(ggml_context * ctx, ggml_tensor * all, ggml_tensor * xc, const VisionLayer & L, const BlockParams & bp,
+                                     ggml_tensor * pos_c, int64_t n_c) {
+    ggml_tensor * h_all = layer_norm(ctx, all, L.ln1_w, L.ln1_b, bp.eps);
+    ggml_tensor * h_c = layer_norm(ctx, xc, L.ln1_w, L.ln1_b, bp.eps);
+    xc = ggml_add(ctx, xc, attend(ctx, h_c, h_all, L, bp, pos_c, n_c));
+    return ggml_add(ctx, xc, mlp(ctx, xc, L, bp));
+}
+
 // m×m merge: in merge-block order the m² patches of a block are consecutive rows, so the bilinear down-sample by m
 // (which for m ≤ 2 equals the block mean) is the mean of each group of m² rows.
 ggml_tensor * merge_blocks(ggml_context * ctx, ggml_tensor * x, int64_t hidden, int32_t merge) {
@@ -409,6 +419,139 @@ void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, 
     const size_t old = out.size();
     out.resize(old + ggml_nelements(g.out));
     ggml_backend_tensor_get(g.out, out.data() + old, 0, ggml_nbytes(g.out));
+}
+
+EncoderReuseState::~EncoderReuseState() { release(); }
+
+void EncoderReuseState::release() {
+    if (buffer_) ggml_backend_buffer_free(buffer_);
+    if (ctx_) ggml_free(ctx_);
+    buffer_ = nullptr;
+    ctx_ = nullptr;
+    layers_.clear();
+    model_.reset();
+    valid_ = false;
+}
+
+size_t EncoderReuseState::bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
+
+ChangedEncodeStats VisionEncoder::encode_changed(const VisionItem & item, EncoderReuseState & st, std::vector<float> & out, const AbortFlagPtr & abort) {
+    const VisionHparams & hp = model_->hparams();
+    if (hp.is_clip()) throw Error(ErrorCode::InvalidArgument, "encoding only the changed blocks needs a NaViT (VideoLLaMA3) projector");
+    if (!item.patches || item.grid_h <= 0 || item.grid_w <= 0 || item.merge <= 0 || item.grid_h % item.merge || item.grid_w % item.merge) {
+        throw Error(ErrorCode::InvalidArgument, "a frame needs a positive patch grid that is a multiple of its merge size");
+    }
+    const VisionTower & tw = model_->tower(VisionTowerId::Image);
+    const int64_t n = item.n_patches();
+    const int64_t group = static_cast<int64_t>(item.merge) * item.merge;
+    const int64_t hidden = hp.hidden;
+
+    // The state follows the frames' grid and this model; anything else starts over with a whole frame.
+    if (st.model_ != model_ || st.grid_h_ != item.grid_h || st.grid_w_ != item.grid_w || st.merge_ != item.merge) {
+        st.release();
+        ggml_init_params ip{ggml_tensor_overhead() * (tw.layers.size() + 1), nullptr, true};
+        st.ctx_ = ggml_init(ip);
+        for (size_t l = 0; l < tw.layers.size(); l++) st.layers_.push_back(ggml_new_tensor_2d(st.ctx_, GGML_TYPE_F32, hidden, n));
+        st.buffer_ = ggml_backend_alloc_ctx_tensors(st.ctx_, model_->backend());
+        if (!st.buffer_) {
+            st.release();
+            throw Error(ErrorCode::Internal, "could not allocate the encoder's frame states (out of memory?)");
+        }
+        st.model_ = model_;
+        st.grid_h_ = item.grid_h;
+        st.grid_w_ = item.grid_w;
+        st.merge_ = item.merge;
+    }
+    const bool whole = !st.valid_ || item.keep_all;
+    // Patch rows computed: every patch of the kept blocks (in merge-block order a block's m² patches are consecutive).
+    std::vector<int32_t> rows;
+    if (whole) {
+        rows.resize(n);
+        for (int64_t r = 0; r < n; r++) rows[r] = static_cast<int32_t>(r);
+    } else {
+        rows.reserve(item.keep.size() * group);
+        for (int32_t t : item.keep) {
+            for (int64_t j = 0; j < group; j++) rows.push_back(static_cast<int32_t>(t * group + j));
+        }
+    }
+    const int64_t nc = static_cast<int64_t>(rows.size());
+    const int64_t patch_values = 3LL * hp.patch_size * hp.patch_size;
+
+    ggml_init_params ip{ggml_tensor_overhead() * kGraphSize + ggml_graph_overhead_custom(kGraphSize, false), nullptr, true};
+    std::unique_ptr<ggml_context, decltype(&ggml_free)> holder(ggml_init(ip), ggml_free);
+    ggml_context * ctx = holder.get();
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, kGraphSize, false);
+    ggml_tensor * inp = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, patch_values, nc);
+    ggml_tensor * idx = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, nc);
+    ggml_tensor * pos_all = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n * 4);
+    ggml_tensor * pos_c = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, nc * 4);
+    for (ggml_tensor * t : {inp, idx, pos_all, pos_c}) ggml_set_input(t);
+    // A whole frame whose tokens are pruned (a first frame is never, but keep_all may be false with an invalid state)
+    // projects only its kept tokens.
+    ggml_tensor * select = nullptr;
+    if (whole && !item.keep_all) {
+        select = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, static_cast<int64_t>(item.keep.size()));
+        ggml_set_input(select);
+    }
+
+    ggml_tensor * patch_w = ggml_reshape_2d(ctx, tw.patch_w, patch_values, hidden);
+    ggml_tensor * x = linear(ctx, inp, patch_w, tw.patch_b);
+    BlockParams bp = block_params(hp, n, 1, !model_->on_gpu());
+    bp.rope_pos = pos_all;
+    bp.rope_theta = hp.rope_theta;
+    for (size_t l = 0; l < tw.layers.size(); l++) {
+        // The layer's input for all patches: the state with this frame's computed rows written in (in place, so the
+        // state then holds this frame's).
+        ggml_tensor * all = ggml_set_rows(ctx, st.layers_[l], x, idx);
+        x = transformer_block_rows(ctx, all, x, tw.layers[l], bp, pos_c, nc);
+    }
+    x = layer_norm(ctx, x, tw.post_ln_w, tw.post_ln_b, hp.eps);
+    x = merge_blocks(ctx, x, hidden, item.merge);
+    if (select) x = ggml_get_rows(ctx, x, select);
+    ggml_tensor * result = projector(ctx, x, model_->weights());
+    ggml_set_output(result);
+    ggml_build_forward_expand(gf, result);
+
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw Error(ErrorCode::Internal, "could not allocate the vision encoder's compute buffers (out of memory?)");
+    for (int i = 0; i < ggml_backend_sched_get_n_backends(sched_); i++) {
+        peak_compute_bytes_ = std::max(peak_compute_bytes_, ggml_backend_sched_get_buffer_size(sched_, ggml_backend_sched_get_backend(sched_, i)));
+    }
+    const size_t row_bytes = sizeof(float) * patch_values;
+    if (whole) {
+        ggml_backend_tensor_set(inp, item.patches, 0, row_bytes * n);
+    } else {
+        std::vector<float> picked(static_cast<size_t>(nc * patch_values));
+        for (int64_t r = 0; r < nc; r++) std::memcpy(picked.data() + r * patch_values, item.patches + static_cast<int64_t>(rows[r]) * patch_values, row_bytes);
+        ggml_backend_tensor_set(inp, picked.data(), 0, ggml_nbytes(inp));
+    }
+    ggml_backend_tensor_set(idx, rows.data(), 0, ggml_nbytes(idx));
+    const std::vector<int32_t> pos = navit_positions(item.grid_h, item.grid_w, item.merge, 1);
+    ggml_backend_tensor_set(pos_all, pos.data(), 0, ggml_nbytes(pos_all));
+    std::vector<int32_t> pc(static_cast<size_t>(nc * 4));
+    for (int plane = 0; plane < 4; plane++) {
+        for (int64_t r = 0; r < nc; r++) pc[plane * nc + r] = pos[plane * n + rows[r]];
+    }
+    ggml_backend_tensor_set(pos_c, pc.data(), 0, ggml_nbytes(pos_c));
+    if (select) ggml_backend_tensor_set(select, item.keep.data(), 0, ggml_nbytes(select));
+
+    // The states are written during the computation: until it succeeds they describe no frame.
+    st.valid_ = false;
+    current_abort_ = abort;
+    const ggml_status status = ggml_backend_sched_graph_compute(sched_, gf);
+    current_abort_.reset();
+    if (status == GGML_STATUS_ABORTED || (abort && abort->aborted())) throw Error(ErrorCode::Aborted, "vision encoding aborted");
+    if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Internal, "the vision encoder's graph failed to compute (status " + std::to_string(status) + ")");
+    st.valid_ = true;
+
+    const size_t old = out.size();
+    out.resize(old + ggml_nelements(result));
+    ggml_backend_tensor_get(result, out.data() + old, 0, ggml_nbytes(result));
+    ChangedEncodeStats stats;
+    stats.whole = whole;
+    stats.rows = static_cast<int32_t>(nc);
+    stats.patches = static_cast<int32_t>(n);
+    return stats;
 }
 
 std::vector<int32_t> VisionEncoder::encode(const std::vector<VisionItem> & items, std::vector<float> & out, const AbortFlagPtr & abort,

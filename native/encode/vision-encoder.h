@@ -47,6 +47,41 @@ struct VisionEncodeOptions {
 // (items done, items total)
 using VisionEncodeProgressFn = std::function<void(int32_t, int32_t)>;
 
+// What VisionEncoder::encode_changed keeps between the frames of one video or stream: every layer's input for every
+// patch of the frames so far (per layer a [hidden, patches] f32 tensor in the model's backend memory), so that a frame
+// computes only its changed 2×2 blocks. Owned by the caller, one per video; used by one encode at a time. Holds the
+// model alive (its buffer lives in the model's backend).
+class EncoderReuseState {
+  public:
+    EncoderReuseState() = default;
+    ~EncoderReuseState();
+    EncoderReuseState(const EncoderReuseState &) = delete;
+    EncoderReuseState & operator=(const EncoderReuseState &) = delete;
+
+    // Forgets the frames: the next one is encoded whole.
+    void reset() { valid_ = false; }
+    bool valid() const { return valid_; }
+    // Bytes of backend memory held (0 before the first frame).
+    size_t bytes() const;
+
+  private:
+    friend class VisionEncoder;
+    void release();
+    VisionModelPtr model_;
+    int32_t grid_h_ = 0, grid_w_ = 0, merge_ = 0;
+    ggml_context * ctx_ = nullptr;
+    ggml_backend_buffer_t buffer_ = nullptr;
+    std::vector<ggml_tensor *> layers_; // input of layer l, all patches of the last frame
+    bool valid_ = false;
+};
+
+// How one frame went through encode_changed.
+struct ChangedEncodeStats {
+    bool whole = false;      // every patch computed (a first frame, a new grid, or after an abort)
+    int32_t rows = 0;        // patches computed
+    int32_t patches = 0;     // patches of the frame
+};
+
 class VisionEncoder {
   public:
     explicit VisionEncoder(VisionModelPtr model);
@@ -58,6 +93,14 @@ class VisionEncoder {
     // a batch (CPU); throws vl::Error(Aborted) with `out` holding only whole items. Returns tokens per item.
     std::vector<int32_t> encode(const std::vector<VisionItem> & items, std::vector<float> & out, const AbortFlagPtr & abort,
                                 const VisionEncodeProgressFn & progress = nullptr, const VisionEncodeOptions & options = {});
+
+    // One video frame (NaViT projectors, merge m), computing only the patches of its kept m×m blocks: their queries
+    // attend to the keys of every patch, the other patches' layer inputs coming from `state` (the previous frames'),
+    // which then holds this frame's. Exact for a frame encoded whole (the first, or after `state` was reset); for the
+    // others an approximation — the unchanged blocks' states are those of the frame where they last changed. Appends
+    // the kept tokens' embeddings (tokens_out(item) × proj_dim floats) to `out`. Throws vl::Error(Aborted) with `out`
+    // unchanged and `state` reset.
+    ChangedEncodeStats encode_changed(const VisionItem & item, EncoderReuseState & state, std::vector<float> & out, const AbortFlagPtr & abort);
 
     const VisionModelPtr & model() const { return model_; }
     // Output tokens of an item before pruning (merged patch tokens, plus the class token where its tower keeps it),

@@ -50,6 +50,26 @@ describe("vidllama ask with media", () => {
         expect(ranged.media[0]!.frames).toHaveLength(2);
     });
 
+    it("--encode-changed-only keeps the same tokens, computes only the kept blocks and says so in media; refuses --no-prune", () => {
+        const video = testVideo("movingThenStatic");
+        type Out = { media: Array<{ keptTokens: number; frames: Array<{ keptTokens: number }>; encoder: { mode: string; patchesComputed: number; patches: number } }> };
+        const ask = (...flags: string[]) => run(["ask", "-m", fixture.textModel, "--mmproj", fixture.mmproj, "--video", video, "--fps", "1", ...flags, "--temperature", "0", "-n", "2", "--json", "What moves?"]);
+        const exact = JSON.parse(ask().stdout) as Out;
+        const changed = JSON.parse(ask("--encode-changed-only").stdout) as Out;
+        expect(exact.media[0]!.encoder.mode).toBe("exact");
+        expect(exact.media[0]!.encoder.patchesComputed).toBe(exact.media[0]!.encoder.patches);
+        const e = changed.media[0]!;
+        expect(e.encoder.mode).toBe("changed-only");
+        expect(e.frames.map((f) => f.keptTokens)).toEqual(exact.media[0]!.frames.map((f) => f.keptTokens));
+        // First frame whole, then 4 patches (one 2×2 block) per kept token.
+        const perFrame = e.encoder.patches / e.frames.length;
+        expect(e.encoder.patchesComputed).toBe(perFrame + 4 * (e.keptTokens - e.frames[0]!.keptTokens));
+        expect(e.encoder.patchesComputed).toBeLessThan(e.encoder.patches);
+        const refused = ask("--encode-changed-only", "--no-prune");
+        expect(refused.status).toBe(2);
+        expect(refused.stderr).toContain("--encode-changed-only and --no-prune cannot be used together");
+    });
+
     it("explains a missing ffmpeg and a missing projector", () => {
         const noFfmpeg = run(["ask", "-m", fixture.textModel, "--mmproj", fixture.mmproj, "--video", testVideo("single"), "--ffmpeg", "/nonexistent/ffmpeg", "-n", "1", "--json", "Q"]);
         // a bad --ffmpeg falls back to the next place (PATH here) and says so in the video's warnings

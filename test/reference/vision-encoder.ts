@@ -67,6 +67,11 @@ export interface VisionRefOptions {
     projectorPrefix?: string;
     /** Stop after the spatial down-sample (no projector weights needed); `tokens` is then the merged encoder output. */
     skipProjector?: boolean;
+    /**
+     * Replaces each encoder layer's input (all rows, before LayerNorm1) with what the hook returns: how a test states
+     * an algorithm that takes some rows of a layer from elsewhere (e.g. from an earlier frame) in plain terms.
+     */
+    layerInput?: (layer: number, x: Float64Array) => Float64Array;
 }
 
 /** Result for one input item. */
@@ -442,6 +447,7 @@ export function referenceVisionForward(weights: WeightLookup, input: VisionRefIt
     const layerOutputs: Float64Array[] = [];
     for (let l = 0; l < config.layers; l++) {
         const lp = `${vp}encoder.layers.${l}.`;
+        if (options.layerInput) x = new Float64Array(options.layerInput(l, x));
         // LayerNorm1
         const ln1 = layerNorm(x, rows, H, get(`${lp}layer_norm1.weight`, [H]), get(`${lp}layer_norm1.bias`, [H]), config.eps);
         // q, k, v Linear with bias

@@ -110,6 +110,24 @@ describe("Stream", () => {
         }
     });
 
+    it("prune.encodeChangedOnly: frames keep the same tokens as with the exact encoder, and questions work", async () => {
+        const keptBy = async (prune: true | { encodeChangedOnly: true }) => {
+            await using stream = await model.createStream({ prune, queue: { policy: "wait" } });
+            const kept: number[] = [];
+            stream.on("frame", (e: FrameEvent) => kept.push(e.keptTokens));
+            for (const f of moving.slice(0, 4)) await stream.pushFrame(f);
+            await stream.idle();
+            const answer = await stream.ask("What moves?", greedy);
+            expect(answer.tokens.length).toBeGreaterThan(0);
+            return kept;
+        };
+        const exact = await keptBy(true);
+        const changed = await keptBy({ encodeChangedOnly: true });
+        expect(changed).toEqual(exact);
+        expect(exact[0]).toBeGreaterThan(exact[1]!);
+        await expect(model.createStream({ prune: { encodeChangedOnly: "yes" as unknown as boolean } })).rejects.toThrow(InvalidOptionError);
+    });
+
     // Eviction keeps the K and V of what stays and re-packs their positions (a RoPE K-shift), as StreamingVLM and
     // llama.cpp's context shift do. In a one-layer model the K and V of a token depend on that token alone, so the
     // result must equal a fresh evaluation of only the kept frames at the re-packed positions. (With more layers the

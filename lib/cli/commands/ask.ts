@@ -10,7 +10,7 @@ import { Image } from "../../decode/Image.js";
 import type { Video } from "../../decode/Video.js";
 import type { MediaUsage, PromptOptions } from "../../Session.js";
 import { ProgressBar } from "../progress.js";
-import type { PromptPart } from "../../chat/content.js";
+import type { PromptPart, PruneOption } from "../../chat/content.js";
 import { addModelFlags, addSamplingFlags, addVideoFlags, collect, openVideos, pruneFrom, type VideoFlags, loadModelWithProgress, promptOptionsFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
 
 interface AskFlags extends ModelFlags, SamplingFlags, VideoFlags {
@@ -30,6 +30,15 @@ export function askCommand(): Command {
     addModelFlags(command);
     addSamplingFlags(command);
     return command.action(async (question: string, flags: AskFlags) => {
+        // Flags that do not go together are a bad command line (exit 2), found before any work.
+        let prune: PruneOption | undefined;
+        try {
+            prune = pruneFrom(flags);
+        } catch (err) {
+            process.stderr.write(`vidllama: ${(err as Error).message}\n`);
+            process.exitCode = 2;
+            return;
+        }
         const interrupt = interruptSignal();
         const videos: Video[] = [];
         try {
@@ -41,7 +50,6 @@ export function askCommand(): Command {
             await openVideos(flags, vision, interrupt.signal, videos);
             // Media first, then the question, as one user turn.
             const input: PromptPart[] = [...flags.image.map((path) => Image.fromFile(path)), ...videos, question];
-            const prune = pruneFrom(flags);
             if (prune !== undefined) options.prune = prune;
             options.onMediaProgress = (p) => {
                 bar.update(p.framesTotal ? p.framesEncoded / p.framesTotal : 0, `${p.framesDecoded}/${p.framesTotal} frames decoded, ${p.framesEncoded} encoded, ${p.tokensKept}/${p.tokensTotal} tokens kept`);
@@ -90,6 +98,7 @@ function mediaJson(m: MediaUsage) {
         frames: m.frames.map((f) => ({ timestamp: f.timestamp, tokens: f.tokens, keptTokens: f.keptTokens })),
         tokens: m.tokens,
         keptTokens: m.keptTokens,
+        encoder: { ...m.encoder },
         ...(m.warnings.length > 0 ? { warnings: m.warnings } : {}),
     };
 }

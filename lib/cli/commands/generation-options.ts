@@ -114,6 +114,8 @@ export interface VideoFlags {
     pruneThreshold?: number;
     /** --prune / --no-prune; undefined: the model family's default (VideoLLaMA3 on, Video-LLaVA off). */
     prune?: boolean;
+    /** --encode-changed-only (implies --prune). */
+    encodeChangedOnly?: boolean;
     ffmpeg?: string;
 }
 
@@ -128,6 +130,7 @@ export function addVideoFlags(command: Command, what: string): Command {
         .option("--prune-threshold <x>", "Differential Frame Pruning threshold (default: the projector's, 0.1)", parseNumber("--prune-threshold", 0, 1e6))
         .option("--prune", "Differential Frame Pruning of video frames (default: on for VideoLLaMA3, off for Video-LLaVA)")
         .option("--no-prune", "keep every visual token of every frame")
+        .option("--encode-changed-only", ENCODE_CHANGED_ONLY_HELP)
         .option("--ffmpeg <path>", "the ffmpeg executable to use (else $VIDLLAMA_FFMPEG, ffmpeg-static, PATH)");
 }
 
@@ -159,12 +162,22 @@ export function videoSamplingFrom(flags: VideoFlags, vision: VisionInfo | undefi
     return { fps: flags.fps ?? (vision?.videoFps || 1), maxFrames: flags.maxFrames ?? (vision?.videoMaxFrames || 180) };
 }
 
-/** The prune setting the flags ask for (undefined: the model family's default); --prune-threshold implies --prune. */
-export function pruneFrom(flags: Pick<VideoFlags, "prune" | "pruneThreshold">): PruneOption | undefined {
+/** Help of --encode-changed-only (ask, chat and stream). */
+export const ENCODE_CHANGED_ONLY_HELP =
+    "VideoLLaMA3: the vision encoder computes only the blocks pruning keeps, reusing the other blocks' states from earlier frames (faster, approximate; implies --prune)";
+
+/**
+ * The prune setting the flags ask for (undefined: the model family's default); --prune-threshold and
+ * --encode-changed-only imply --prune.
+ */
+export function pruneFrom(flags: Pick<VideoFlags, "prune" | "pruneThreshold" | "encodeChangedOnly">): PruneOption | undefined {
     if (flags.prune === false) {
         if (flags.pruneThreshold !== undefined) throw new InvalidOptionError("--prune-threshold", "no --no-prune", flags.pruneThreshold, "--prune-threshold and --no-prune cannot be used together");
+        if (flags.encodeChangedOnly) throw new InvalidOptionError("--encode-changed-only", "no --no-prune", true, "--encode-changed-only and --no-prune cannot be used together");
         return false;
     }
-    if (flags.pruneThreshold !== undefined) return { threshold: flags.pruneThreshold };
+    if (flags.pruneThreshold !== undefined || flags.encodeChangedOnly) {
+        return { ...(flags.pruneThreshold !== undefined ? { threshold: flags.pruneThreshold } : {}), ...(flags.encodeChangedOnly ? { encodeChangedOnly: true } : {}) };
+    }
     return flags.prune;
 }

@@ -18,7 +18,7 @@ import { familyOf } from "../../family/index.js";
 import type { Model } from "../../Model.js";
 import { StreamSourceError, type AskOptions, type IngestOptions, type IngestResult, type Stream, type StreamOptions, type StreamSource, type StreamStats, type StreamWindow } from "../../Stream.js";
 import { interruptSignal, parseInteger, parseNumber, reportError } from "../shared.js";
-import { addModelFlags, addSamplingFlags, collect, loadModelWithProgress, promptOptionsFrom, pruneFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
+import { addModelFlags, addSamplingFlags, collect, ENCODE_CHANGED_ONLY_HELP, loadModelWithProgress, promptOptionsFrom, pruneFrom, type ModelFlags, type SamplingFlags } from "./generation-options.js";
 
 interface StreamFlags extends ModelFlags, SamplingFlags {
     fps?: number;
@@ -27,6 +27,7 @@ interface StreamFlags extends ModelFlags, SamplingFlags {
     timestamps?: boolean;
     prune?: boolean;
     pruneThreshold?: number;
+    encodeChangedOnly?: boolean;
     follow?: boolean;
     inputFormat?: string;
     inputOption?: string[];
@@ -57,6 +58,7 @@ export function streamCommand(): Command {
         .option("--prune-threshold <x>", "Differential Frame Pruning threshold (default: the projector's, 0.1)", parseNumber("--prune-threshold", 0, 1e6))
         .option("--prune", "Differential Frame Pruning of the frames (default: on for VideoLLaMA3, off for Video-LLaVA)")
         .option("--no-prune", "keep every visual token of every frame")
+        .option("--encode-changed-only", ENCODE_CHANGED_ONLY_HELP)
         .option("--follow", "<source> is a file still being written: keep reading as it grows (ends after --idle-timeout without growth)")
         .option("--input-format <format>", "read <source> as a capture device of this ffmpeg input format (v4l2, avfoundation, dshow, gdigrab, x11grab, …)")
         .option("--input-option <arg>", "an ffmpeg input option placed before -i (repeatable, one word each: --input-option=-video_size --input-option=640x480)", collect)
@@ -113,6 +115,7 @@ function checkFlags(source: string, flags: Flags, cmd: Command): SourceKind {
     if (flags.reconnect && kind !== "url") usage(`--reconnect is for URL sources; <source> is ${describeKind(kind)}`);
     if (flags.idleTimeout !== undefined && !(kind === "url" || (kind === "file" && flags.follow))) usage("--idle-timeout applies to a URL or a --follow file");
     if (flags.prune === false && flags.pruneThreshold !== undefined) usage("--prune-threshold and --no-prune cannot be used together");
+    if (flags.prune === false && flags.encodeChangedOnly) usage("--encode-changed-only and --no-prune cannot be used together");
     if (flags.every !== undefined && flags.ask.length === 0) usage("--every needs at least one --ask question");
     if (flags.ask.some((q) => q.trim() === "")) usage("--ask needs a non-empty question");
     return kind;
