@@ -286,8 +286,9 @@ describe("misuse gives errors, not crashes", () => {
         expect(() => v.encodePatches([{ patches }], { maxBatchPatches: 0 })).toThrow(RangeError);
         expect(() => v.encodePatches([{ patches }], 5)).toThrow(/options must be an object/);
         expect(() => v.encodePatches([{ patches }], {}, "progress")).toThrow(/onProgress must be a function/);
-        // One encode at a time per projector.
-        const first = v.encodePatches([{ patches }]);
+        // One encode at a time per projector. The first call is long (hundreds of items), so that it is still running
+        // when the second comes even on a loaded machine (a single tiny item can finish before the next line runs).
+        const first = v.encodePatches(Array.from({ length: 400 }, () => ({ patches })));
         expect(() => v.encodePatches([{ patches }])).toThrow(expect.objectContaining({ code: "VL_BUSY" }));
         await first;
         const controller = new AbortController();
