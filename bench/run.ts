@@ -18,6 +18,7 @@
  *    `-2`, `-3`: nothing is overwritten).
  *
  *   npm run bench [-- --quick] [-- --threads N] [-- --only limits,llm,vision,video,stream] [-- --no-llama-cpp]
+ *   node bench/.models/js/bench/run.js --from bench/results/<run>.json   # renders a saved run's report again
  *
  * Full run about 45 minutes on 2 cores once the peers and models exist (building llama-bench and the mtmd driver
  * takes about 10 minutes and generating the 2B-shape models about 5 the first time); `--quick` about 5 minutes.
@@ -33,7 +34,7 @@ import {
     decodeBytes, encoderFlops, ensureLimitsDriver, measureLimits, peakGflops, prefillFlops,
     type LlmShape, type MachineLimits, type VitShape,
 } from "./lib/limits.js";
-import { argList, argNumber, fmt, hasFlag, log, machineInfo, markdownTable, median } from "./lib/report.js";
+import { argList, argNumber, fmt, hasFlag, log, machineInfo, markdownTable, median, usageError } from "./lib/report.js";
 
 const SCENARIOS = ["limits", "llm", "vision", "video", "stream"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -114,7 +115,79 @@ function uniquePath(dir: string, base: string): string {
     }
 }
 
+/** Writes the report of a run: Markdown (summary first, then each scenario's tables) and JSON (everything). */
+async function writeReport(o: {
+    base: string;
+    quick: boolean;
+    threads: number;
+    started: Date;
+    finished: Date;
+    machine: ReturnType<typeof machineInfo>;
+    limits: MachineLimits | undefined;
+    limitsNote: string | undefined;
+    runs: ScenarioRun[];
+}): Promise<string> {
+    const { quick, threads, started, finished, machine, limits, limitsNote, runs } = o;
+    const summary = await summarize(runs, limits);
+    const minutes = (finished.getTime() - started.getTime()) / 60000;
+    const md = [
+        `# vidllama bench${quick ? " --quick" : ""}: ${started.toISOString().slice(0, 10)}`,
+        "",
+        `${machine.cpu}, ${machine.cpus} logical CPUs, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; addon ${machine.addon.gpuBackend} build (${machine.addon.cpuFeatures.join(", ")}); ${threads} threads; load average ${machine.loadAverage} at the start.`,
+        `Run ${started.toISOString().slice(11, 16)}–${finished.toISOString().slice(11, 16)} UTC (${minutes.toFixed(1)} min). Random weights of the real VideoLLaMA3-2B shapes; peers built from the pinned llama.cpp source with the addon's ggml options, in the same run.`,
+        "",
+        "## Ours vs llama.cpp vs the limit",
+        "",
+        summary.table,
+        "",
+        summary.notes,
+        "",
+        ...(limits ? ["## The machine's limits (ggml's kernels)", "", limitsTable(limits), ""] : limitsNote ? [`Limits not measured: ${limitsNote}`, ""] : []),
+        ...runs.flatMap((r) => [`## ${r.name}: \`node bench/.models/js/bench/${r.script} ${r.args.join(" ")}\` (${(r.wallMs / 60000).toFixed(1)} min)`, "", r.error ? `**failed: ${r.error}**` : r.tables, ""]),
+    ].join("\n");
+    writeFileSync(`${o.base}.md`, `${md}\n`);
+    writeFileSync(
+        `${o.base}.json`,
+        `${JSON.stringify({ benchmark: "all", quick, date: started.toISOString(), finished: finished.toISOString(), machine, threads, limits, limitsNote, summary: summary.rows, scenarios: runs }, null, 2)}\n`,
+    );
+    return md;
+}
+
+/** `--from bench/results/X.json`: renders a saved run's report again (after a change of the summary's rules). */
+async function rerender(path: string): Promise<void> {
+    if (!path.endsWith(".json") || !existsSync(path)) usageError(`--from needs a bench/results/*.json file, got ${JSON.stringify(path)}`);
+    const saved = JSON.parse(readFileSync(path, "utf8")) as {
+        quick: boolean;
+        date: string;
+        finished: string;
+        machine: ReturnType<typeof machineInfo>;
+        threads: number;
+        limits?: MachineLimits;
+        limitsNote?: string;
+        scenarios: ScenarioRun[];
+    };
+    const base = path.slice(0, -".json".length);
+    // Reports written before the JSON kept each scenario's tables: take them from the Markdown file.
+    if (saved.scenarios.some((r) => r.tables === undefined) && existsSync(`${base}.md`)) {
+        const old = readFileSync(`${base}.md`, "utf8");
+        for (const r of saved.scenarios) {
+            if (r.tables !== undefined) continue;
+            const start = old.indexOf(`## ${r.name}: `);
+            const body = start < 0 ? "" : old.slice(old.indexOf("\n", start) + 1);
+            const end = body.search(/^## /m);
+            r.tables = (end < 0 ? body : body.slice(0, end)).trim();
+        }
+    }
+    const md = await writeReport({
+        base, quick: saved.quick, threads: saved.threads, started: new Date(saved.date), finished: new Date(saved.finished),
+        machine: saved.machine, limits: saved.limits, limitsNote: saved.limitsNote, runs: saved.scenarios,
+    });
+    process.stdout.write(`${md}\n\nrewritten: ${base}.md, ${base}.json\n`);
+}
+
 async function main(): Promise<void> {
+    const from = process.argv.indexOf("--from");
+    if (from > 0) return rerender(process.argv[from + 1] ?? "");
     const quick = hasFlag("quick");
     const threads = argNumber("threads", 2, 1, 1024);
     const only = argList<Scenario>("only", quick ? ["limits", "llm", "vision", "video"] : [...SCENARIOS], SCENARIOS);
@@ -149,31 +222,10 @@ async function main(): Promise<void> {
     }
     const finished = new Date();
 
-    const summary = await summarize(runs, limits);
-    const minutes = (finished.getTime() - started.getTime()) / 60000;
-    const md = [
-        `# vidllama bench${quick ? " --quick" : ""}: ${started.toISOString().slice(0, 10)}`,
-        "",
-        `${machine.cpu}, ${machine.cpus} logical CPUs, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; addon ${machine.addon.gpuBackend} build (${machine.addon.cpuFeatures.join(", ")}); ${threads} threads; load average ${machine.loadAverage} at the start.`,
-        `Run ${started.toISOString().slice(11, 16)}–${finished.toISOString().slice(11, 16)} UTC (${minutes.toFixed(1)} min). Random weights of the real VideoLLaMA3-2B shapes; peers built from the pinned llama.cpp source with the addon's ggml options, in the same run.`,
-        "",
-        "## Ours vs llama.cpp vs the limit",
-        "",
-        summary.table,
-        "",
-        summary.notes,
-        "",
-        ...(limits ? ["## The machine's limits (ggml's kernels)", "", limitsTable(limits), ""] : limitsNote ? [`Limits not measured: ${limitsNote}`, ""] : []),
-        ...runs.flatMap((r) => [`## ${r.name}: \`node bench/.models/js/bench/${r.script} ${r.args.join(" ")}\` (${(r.wallMs / 60000).toFixed(1)} min)`, "", r.error ? `**failed: ${r.error}**` : r.tables, ""]),
-    ].join("\n");
     const dir = join(REPO_ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });
     const base = uniquePath(dir, `${started.toISOString().slice(0, 10)}-${cpuSlug(machine.cpu)}${quick ? "-quick" : ""}`);
-    writeFileSync(`${base}.md`, `${md}\n`);
-    writeFileSync(
-        `${base}.json`,
-        `${JSON.stringify({ benchmark: "all", quick, date: started.toISOString(), finished: finished.toISOString(), machine, threads, limits, summary: summary.rows, scenarios: runs.map(({ tables: _tables, ...r }) => r) }, null, 2)}\n`,
-    );
+    const md = await writeReport({ base, quick, threads, started, finished, machine, limits, limitsNote, runs });
     process.stdout.write(`${md}\n\nwritten: ${base}.md, ${base}.json\n`);
     if (runs.some((r) => r.error)) process.exitCode = 1;
 }
@@ -201,8 +253,17 @@ interface SummaryRow {
     fraction: number;
 }
 
+/** The machine's memory bandwidth: the best of the plain read and ggml's matrix × vector streaming. */
+function bandwidthLimit(limits: MachineLimits | undefined): { gbPerS: number; how: string } | undefined {
+    if (!limits) return undefined;
+    let best = { gbPerS: limits.readGbPerS, how: "plain read" };
+    for (const m of limits.matVec) if (m.gbPerS > best.gbPerS) best = { gbPerS: m.gbPerS, how: `ggml ${m.type} mat × vec` };
+    return best;
+}
+
 async function summarize(runs: ScenarioRun[], limits: MachineLimits | undefined): Promise<{ table: string; notes: string; rows: SummaryRow[] }> {
     const rows: SummaryRow[] = [];
+    const bandwidth = bandwidthLimit(limits);
     const notes: string[] = [];
     const llm = runs.find((r) => r.name === "llm")?.results;
     if (llm) {
@@ -235,8 +296,8 @@ async function summarize(runs: ScenarioRun[], limits: MachineLimits | undefined)
                 peer: ld ? `${ld.toFixed(2)} t/s (llama-bench tg128)` : "–",
                 ratio: ld ? dec / ld : NaN,
                 achieved: `${gbps.toFixed(1)} GB/s`,
-                limit: limits ? `${limits.readGbPerS.toFixed(1)} GB/s (read)` : "–",
-                fraction: limits ? gbps / limits.readGbPerS : NaN,
+                limit: bandwidth ? `${bandwidth.gbPerS.toFixed(1)} GB/s (${bandwidth.how})` : "–",
+                fraction: bandwidth ? gbps / bandwidth.gbPerS : NaN,
             });
         }
         notes.push(
