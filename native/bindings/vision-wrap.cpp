@@ -237,21 +237,28 @@ void set_keep(EncodeInput & input, std::vector<int32_t> keep) {
     input.keep = input.keep_all ? std::vector<int32_t>{} : std::move(keep);
 }
 
+// The encoder's view of an input (its patches stay owned by the input).
+VisionItem vision_item(const EncodeInput & input) {
+    const PreparedPatches & prepared = *input.patches;
+    VisionItem v;
+    v.patches = prepared.patches.values.data();
+    v.grid_h = prepared.patches.grid_h;
+    v.grid_w = prepared.patches.grid_w;
+    v.merge = prepared.merge;
+    v.tower = input.tower;
+    v.keep_all = input.keep_all;
+    v.keep = input.keep;
+    return v;
+}
+
 // Stage 3: encoder, merge, token selection and projector over all inputs, appended to `result` (values, counts, merged
 // and kept per item). The caller holds the encoder's busy flag.
 void encode_inputs(VisionEncoder & encoder, const std::vector<EncodeInput> & inputs, EmbeddingsData & result, const AbortFlagPtr & abort,
                    const JsProgress & progress, const VisionEncodeOptions & options) {
     std::vector<VisionItem> items(inputs.size());
     for (size_t i = 0; i < inputs.size(); i++) {
-        const PreparedPatches & prepared = *inputs[i].patches;
         VisionItem & v = items[i];
-        v.patches = prepared.patches.values.data();
-        v.grid_h = prepared.patches.grid_h;
-        v.grid_w = prepared.patches.grid_w;
-        v.merge = prepared.merge;
-        v.tower = inputs[i].tower;
-        v.keep_all = inputs[i].keep_all;
-        v.keep = inputs[i].keep;
+        v = vision_item(inputs[i]);
         result.merged.push_back(encoder.tokens_unpruned(v));
         result.kept.push_back(v.keep);
         result.all_kept.push_back(v.keep_all);
@@ -266,15 +273,7 @@ void encode_inputs_changed(VisionEncoder & encoder, const std::vector<EncodeInpu
     std::lock_guard<std::mutex> lock(reuse.mutex);
     for (size_t i = 0; i < inputs.size(); i++) {
         if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
-        const PreparedPatches & prepared = *inputs[i].patches;
-        VisionItem v;
-        v.patches = prepared.patches.values.data();
-        v.grid_h = prepared.patches.grid_h;
-        v.grid_w = prepared.patches.grid_w;
-        v.merge = prepared.merge;
-        v.tower = inputs[i].tower;
-        v.keep_all = inputs[i].keep_all;
-        v.keep = inputs[i].keep;
+        const VisionItem v = vision_item(inputs[i]);
         const ChangedEncodeStats stats = encoder.encode_changed(v, reuse.state, *result.values, abort);
         result.merged.push_back(encoder.tokens_unpruned(v));
         result.kept.push_back(v.keep);
