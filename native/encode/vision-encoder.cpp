@@ -441,6 +441,13 @@ ChangedEncodeStats VisionEncoder::encode_changed(const VisionItem & item, Encode
     if (!item.patches || item.grid_h <= 0 || item.grid_w <= 0 || item.merge <= 0 || item.grid_h % item.merge || item.grid_w % item.merge) {
         throw Error(ErrorCode::InvalidArgument, "a frame needs a positive patch grid that is a multiple of its merge size");
     }
+    if (!item.keep_all) {
+        int32_t previous = -1;
+        for (int32_t t : item.keep) {
+            if (t <= previous || t >= item.n_merged()) throw Error(ErrorCode::InvalidArgument, "kept token indices must be ascending and in range");
+            previous = t;
+        }
+    }
     const VisionTower & tw = model_->tower(VisionTowerId::Image);
     const int64_t n = item.n_patches();
     const int64_t group = static_cast<int64_t>(item.merge) * item.merge;
@@ -451,6 +458,7 @@ ChangedEncodeStats VisionEncoder::encode_changed(const VisionItem & item, Encode
         st.release();
         ggml_init_params ip{ggml_tensor_overhead() * (tw.layers.size() + 1), nullptr, true};
         st.ctx_ = ggml_init(ip);
+        if (!st.ctx_) throw Error(ErrorCode::Internal, "could not allocate the encoder's frame states (out of memory?)");
         for (size_t l = 0; l < tw.layers.size(); l++) st.layers_.push_back(ggml_new_tensor_2d(st.ctx_, GGML_TYPE_F32, hidden, n));
         st.buffer_ = ggml_backend_alloc_ctx_tensors(st.ctx_, model_->backend());
         if (!st.buffer_) {
@@ -480,6 +488,7 @@ ChangedEncodeStats VisionEncoder::encode_changed(const VisionItem & item, Encode
     ggml_init_params ip{ggml_tensor_overhead() * kGraphSize + ggml_graph_overhead_custom(kGraphSize, false), nullptr, true};
     std::unique_ptr<ggml_context, decltype(&ggml_free)> holder(ggml_init(ip), ggml_free);
     ggml_context * ctx = holder.get();
+    if (!ctx) throw Error(ErrorCode::Internal, "could not allocate the vision encoder's graph (out of memory?)");
     ggml_cgraph * gf = ggml_new_graph_custom(ctx, kGraphSize, false);
     ggml_tensor * inp = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, patch_values, nc);
     ggml_tensor * idx = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, nc);
