@@ -1,6 +1,6 @@
 // The default thread count: physical cores of the CPUs this process may run on (lib/cpu.ts).
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -66,6 +66,11 @@ describe("cpuTopology on this machine", () => {
         expect(topo.physicalCores).toBeGreaterThanOrEqual(1);
         expect(topo.physicalCores).toBeLessThanOrEqual(topo.logicalCpus);
         if (process.platform !== "linux") return;
+        // Containers without CPU topology in sysfs fall back to the logical count, and say so.
+        if (!existsSync("/sys/devices/system/cpu/cpu0/topology/core_id")) {
+            expect(topo).toMatchObject({ source: "logical", physicalCores: topo.logicalCpus });
+            return;
+        }
         expect(topo.source).toBe("sysfs");
         // Independent count: util-linux's lscpu (CPU,CORE,SOCKET per logical CPU) restricted to the affinity mask.
         const lscpu = spawnSync("lscpu", ["-p=CPU,CORE,SOCKET"], { encoding: "utf8" });
