@@ -267,8 +267,11 @@ async function summarize(runs: ScenarioRun[], limits: MachineLimits | undefined)
     const notes: string[] = [];
     const llm = runs.find((r) => r.name === "llm")?.results;
     if (llm) {
+        const shapes = new Map<string, Promise<{ shape: LlmShape; weightBytes: number }>>(); // one read per model file
         for (const row of llm.rows as any[]) {
-            const { shape, weightBytes } = await llmShapeOf(await modelPathFor(row.type));
+            const path = await modelPathFor(row.type);
+            if (!shapes.has(path)) shapes.set(path, llmShapeOf(path));
+            const { shape, weightBytes } = await shapes.get(path)!;
             const depth = row.depth as number;
             const tokens = median(row.ours.promptTokens);
             const pre = median(row.ours.prefillTokensPerSecond);

@@ -332,9 +332,7 @@ export interface NativeEncodeResult {
     merged: Int32Array;
     /** Kept (merged patch) token indices per item, or null when every token was kept. */
     kept: Array<Int32Array | null>;
-    /** With `reuse`: per item, whether it was computed whole (a first frame, a new grid, after an abort). */
-    whole?: boolean[];
-    /** With `reuse`: patches computed per item (all of a whole frame; the kept blocks' otherwise). */
+    /** With `reuse`: patches computed per item (all of a frame encoded whole; the kept blocks' otherwise). */
     rowsComputed?: Int32Array;
 }
 
@@ -345,8 +343,6 @@ export interface NativeEncodeResult {
 export interface NativeEncoderReuse {
     /** Forgets the frames: the next one is computed whole. */
     reset(): void;
-    /** Backend memory held, bytes. */
-    readonly bytes: number;
 }
 
 /** The last pruned video frame, kept in native memory so DiffFP can compare across calls. */

@@ -274,13 +274,12 @@ void encode_inputs_changed(VisionEncoder & encoder, const std::vector<EncodeInpu
     for (size_t i = 0; i < inputs.size(); i++) {
         if (abort && abort->aborted()) throw Error(ErrorCode::Aborted, "vision encoding aborted");
         const VisionItem v = vision_item(inputs[i]);
-        const ChangedEncodeStats stats = encoder.encode_changed(v, reuse.state, *result.values, abort);
+        const int32_t computed = encoder.encode_changed(v, reuse.state, *result.values, abort);
         result.merged.push_back(encoder.tokens_unpruned(v));
         result.kept.push_back(v.keep);
         result.all_kept.push_back(v.keep_all);
         result.counts.push_back(encoder.tokens_out(v));
-        result.whole.push_back(stats.whole);
-        result.rows_computed.push_back(stats.rows);
+        result.rows_computed.push_back(computed);
         progress.report(static_cast<int32_t>(i + 1), static_cast<int32_t>(inputs.size()));
     }
 }
@@ -319,12 +318,7 @@ Napi::Value encode_result_to_js(Napi::Env env, const EmbeddingsData & result) {
         kept.Set(static_cast<uint32_t>(i), result.all_kept[i] ? env.Null() : Napi::Value(to_int32_array(env, result.kept[i])));
     }
     out.Set("kept", kept);
-    if (!result.whole.empty()) {
-        Napi::Array whole = Napi::Array::New(env, result.whole.size());
-        for (size_t i = 0; i < result.whole.size(); i++) whole.Set(static_cast<uint32_t>(i), Napi::Boolean::New(env, result.whole[i]));
-        out.Set("whole", whole);
-        out.Set("rowsComputed", to_int32_array(env, result.rows_computed));
-    }
+    if (!result.rows_computed.empty()) out.Set("rowsComputed", to_int32_array(env, result.rows_computed));
     return out;
 }
 
@@ -347,7 +341,7 @@ Napi::Value FrameStateWrap::Reset(const Napi::CallbackInfo & info) {
 // ---- EncoderReuse -------------------------------------------------------------------------------------------------
 
 Napi::Function EncoderReuseWrap::Init(Napi::Env env) {
-    return DefineClass(env, "EncoderReuse", {InstanceMethod<&EncoderReuseWrap::Reset>("reset"), InstanceAccessor<&EncoderReuseWrap::Bytes>("bytes")});
+    return DefineClass(env, "EncoderReuse", {InstanceMethod<&EncoderReuseWrap::Reset>("reset")});
 }
 
 EncoderReuseWrap::EncoderReuseWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<EncoderReuseWrap>(info), state_(std::make_shared<EncoderReuse>()) {}
@@ -359,10 +353,6 @@ Napi::Value EncoderReuseWrap::Reset(const Napi::CallbackInfo & info) {
     return info.Env().Undefined();
 }
 
-Napi::Value EncoderReuseWrap::Bytes(const Napi::CallbackInfo & info) {
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    return Napi::Number::New(info.Env(), static_cast<double>(state_->state.bytes()));
-}
 
 // ---- Patches ------------------------------------------------------------------------------------------------------
 

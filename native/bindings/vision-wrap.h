@@ -45,8 +45,7 @@ struct EmbeddingsData {
     std::vector<int32_t> merged;              // output tokens per item before pruning (with the class token if kept)
     std::vector<std::vector<int32_t>> kept;   // kept (patch) token indices per pruned item
     std::vector<bool> all_kept;
-    // encodePatches({ reuse }): per item, whether it was computed whole, and the patches computed.
-    std::vector<bool> whole;
+    // encodePatches({ reuse }): patches computed per item (all of a frame encoded whole).
     std::vector<int32_t> rows_computed;
 };
 
@@ -76,7 +75,6 @@ class EncoderReuseWrap : public Napi::ObjectWrap<EncoderReuseWrap> {
 
   private:
     Napi::Value Reset(const Napi::CallbackInfo & info);
-    Napi::Value Bytes(const Napi::CallbackInfo & info);
     std::shared_ptr<EncoderReuse> state_;
 };
 

@@ -433,9 +433,7 @@ void EncoderReuseState::release() {
     valid_ = false;
 }
 
-size_t EncoderReuseState::bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_) : 0; }
-
-ChangedEncodeStats VisionEncoder::encode_changed(const VisionItem & item, EncoderReuseState & st, std::vector<float> & out, const AbortFlagPtr & abort) {
+int32_t VisionEncoder::encode_changed(const VisionItem & item, EncoderReuseState & st, std::vector<float> & out, const AbortFlagPtr & abort) {
     const VisionHparams & hp = model_->hparams();
     if (hp.is_clip()) throw Error(ErrorCode::InvalidArgument, "encoding only the changed blocks needs a NaViT (VideoLLaMA3) projector");
     if (!item.patches || item.grid_h <= 0 || item.grid_w <= 0 || item.merge <= 0 || item.grid_h % item.merge || item.grid_w % item.merge) {
@@ -556,11 +554,7 @@ ChangedEncodeStats VisionEncoder::encode_changed(const VisionItem & item, Encode
     const size_t old = out.size();
     out.resize(old + ggml_nelements(result));
     ggml_backend_tensor_get(result, out.data() + old, 0, ggml_nbytes(result));
-    ChangedEncodeStats stats;
-    stats.whole = whole;
-    stats.rows = static_cast<int32_t>(nc);
-    stats.patches = static_cast<int32_t>(n);
-    return stats;
+    return static_cast<int32_t>(nc);
 }
 
 std::vector<int32_t> VisionEncoder::encode(const std::vector<VisionItem> & items, std::vector<float> & out, const AbortFlagPtr & abort,

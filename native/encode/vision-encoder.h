@@ -61,8 +61,6 @@ class EncoderReuseState {
     // Forgets the frames: the next one is encoded whole.
     void reset() { valid_ = false; }
     bool valid() const { return valid_; }
-    // Bytes of backend memory held (0 before the first frame).
-    size_t bytes() const;
 
   private:
     friend class VisionEncoder;
@@ -75,12 +73,6 @@ class EncoderReuseState {
     bool valid_ = false;
 };
 
-// How one frame went through encode_changed.
-struct ChangedEncodeStats {
-    bool whole = false;      // every patch computed (a first frame, a new grid, or after an abort)
-    int32_t rows = 0;        // patches computed
-    int32_t patches = 0;     // patches of the frame
-};
 
 class VisionEncoder {
   public:
@@ -99,8 +91,8 @@ class VisionEncoder {
     // which then holds this frame's. Exact for a frame encoded whole (the first, or after `state` was reset); for the
     // others an approximation — the unchanged blocks' states are those of the frame where they last changed. Appends
     // the kept tokens' embeddings (tokens_out(item) × proj_dim floats) to `out`. Throws vl::Error(Aborted) with `out`
-    // unchanged and `state` reset.
-    ChangedEncodeStats encode_changed(const VisionItem & item, EncoderReuseState & state, std::vector<float> & out, const AbortFlagPtr & abort);
+    // unchanged and `state` reset. Returns the patches computed (all of them for a frame encoded whole).
+    int32_t encode_changed(const VisionItem & item, EncoderReuseState & state, std::vector<float> & out, const AbortFlagPtr & abort);
 
     const VisionModelPtr & model() const { return model_; }
     // Output tokens of an item before pruning (merged patch tokens, plus the class token where its tower keeps it),

@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
