@@ -49,7 +49,12 @@ export const videoLlava: ModelFamily = {
     // The same rule, but the CLIP towers encode whole frames: there are no per-block states to reuse.
     resolvePrune(option: PruneOption | undefined, info: FamilyInfo) {
         if (typeof option === "object" && option.encodeChangedOnly) {
-            throw new InvalidOptionError("prune.encodeChangedOnly", "false for Video-LLaVA (its CLIP towers encode whole frames; only VideoLLaMA3's encoder can compute the changed blocks alone)", true);
+            throw new InvalidOptionError(
+                "prune.encodeChangedOnly",
+                "false",
+                true,
+                "prune.encodeChangedOnly is for VideoLLaMA3: Video-LLaVA's CLIP towers encode whole frames, so there are no unchanged blocks to skip",
+            );
         }
         return resolveNavitPrune(option, info);
     },
