@@ -21,7 +21,7 @@
  * --quick: q8_0 only, 2 repetitions. --long adds the 8k-context cases (about 10 more minutes per type on 2 cores:
  * each side fills 8,192 tokens once). --long-reps (default 2) sets their repetitions.
  */
-import "./lib/env.js";
+import { BENCH_GPU } from "./lib/env.js";
 import { loadModel } from "../lib/Model.js";
 import type { Session } from "../lib/Session.js";
 import { reportResult, runChild } from "./lib/child.js";
@@ -64,7 +64,7 @@ function textOfTokens(model: { tokenize(text: string): number[] }, tokens: numbe
 }
 
 async function oursChild(modelPath: string, type: string, depth: number, threads: number, reps: number): Promise<void> {
-    await using model = await loadModel({ model: modelPath, threads, gpu: false });
+    await using model = await loadModel({ model: modelPath, threads, gpu: BENCH_GPU });
     const contextSize = depth + PROMPT_TOKENS + GEN_TOKENS + 256;
     const prompt = textOfTokens(model, PROMPT_TOKENS, 1);
     const filler = depth > 0 ? textOfTokens(model, depth, 2) : "";

@@ -34,7 +34,7 @@ import {
     decodeBytes, encoderFlops, ensureLimitsDriver, measureLimits, peakGflops, prefillFlops,
     type LlmShape, type MachineLimits, type VitShape,
 } from "./lib/limits.js";
-import { argList, argNumber, fmt, hasFlag, log, machineInfo, markdownTable, median, usageError } from "./lib/report.js";
+import { argList, argNumber, fmt, hasFlag, log, machineInfo, markdownTable, type MachineInfo, median, usageError } from "./lib/report.js";
 
 const SCENARIOS = ["limits", "llm", "vision", "video", "stream"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -133,7 +133,7 @@ async function writeReport(o: {
     const md = [
         `# vidllama bench${quick ? " --quick" : ""}: ${started.toISOString().slice(0, 10)}`,
         "",
-        `${machine.cpu}, ${machine.cpus} logical CPUs, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; addon ${machine.addon.gpuBackend} build (${machine.addon.cpuFeatures.join(", ")}); ${threads} threads; load average ${machine.loadAverage} at the start.`,
+        `${machine.cpu}, ${machine.cpus} logical CPUs, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; ${addonLine(machine.addon)}; ${threads} threads; load average ${machine.loadAverage} at the start.`,
         `Run ${started.toISOString().slice(11, 16)}–${finished.toISOString().slice(11, 16)} UTC (${minutes.toFixed(1)} min). Random weights of the real VideoLLaMA3-2B shapes; peers built from the pinned llama.cpp source with the addon's ggml options, in the same run.`,
         "",
         "## Ours vs llama.cpp vs the limit",
@@ -374,3 +374,11 @@ async function modelPathFor(type: string): Promise<string> {
 }
 
 await main();
+
+/** The addon in a results header: its CPU variant and GPU modules (older saved runs: the one backend compiled in). */
+function addonLine(addon: MachineInfo["addon"]): string {
+    const features = addon.cpuFeatures.join(", ");
+    if (addon.cpuVariant === undefined) return `addon ${addon.gpuBackend ?? "?"} build (${features})`;
+    const gpus = addon.gpuModules?.length ? `, GPU modules ${addon.gpuModules.join(", ")}` : ", no GPU modules";
+    return `addon with CPU variant ${addon.cpuVariant || "none"} (${features})${gpus}`;
+}

@@ -55,7 +55,7 @@
  * of a few minutes; its slopes are over seconds of stream and mean nothing).
  * --frames 0 or --no-ingest skips figures 1–2; --memory-frames 0 or --no-memory skips figure 3.
  */
-import "./lib/env.js";
+import { BENCH_GPU } from "./lib/env.js";
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -211,7 +211,7 @@ function exposeGc(): (() => void) | undefined {
 
 async function loadAndWarm(c: CommonConfig): Promise<{ model: Model; loadMs: number; warmupMs: number; target: Size; frameTokens: number }> {
     let started = performance.now();
-    const model = await loadModel({ model: c.model, mmproj: c.mmproj, threads: c.threads, gpu: false });
+    const model = await loadModel({ model: c.model, mmproj: c.mmproj, threads: c.threads, gpu: BENCH_GPU });
     const loadMs = performance.now() - started;
     started = performance.now();
     {

@@ -20,7 +20,7 @@
  * --quick: one timed encode of each tower, no question and no llama.cpp prefill (~2 minutes after generation).
  * The first run generates the files (6.7 GiB text model, 1.2 GiB projector, 0.6 GiB peer projector; ~20 minutes).
  */
-import "./lib/env.js";
+import { BENCH_GPU } from "./lib/env.js";
 import { Video } from "../lib/decode/Video.js";
 import { Image } from "../lib/decode/Image.js";
 import { loadModel } from "../lib/Model.js";
@@ -141,7 +141,7 @@ async function videoChild(mmproj: string, clip: string, threads: number, reps: n
 
 async function questionChild(model: string, mmproj: string, clip: string, threads: number): Promise<void> {
     let started = performance.now();
-    await using m = await loadModel({ model, mmproj, threads, gpu: false });
+    await using m = await loadModel({ model, mmproj, threads, gpu: BENCH_GPU });
     const loadMs = performance.now() - started;
     {
         // Warm-up: touches every weight of the memory-mapped language model and builds the encoder's graph.

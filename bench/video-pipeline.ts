@@ -29,7 +29,7 @@
  * --quick: the first 10 s of each clip; --all: also the camera clip without pruning (its keep ratio is ~1, so it
  * repeats the pruned run); --no-prompts: decode stage only.
  */
-import "./lib/env.js";
+import { BENCH_GPU } from "./lib/env.js";
 import { Video } from "../lib/decode/Video.js";
 import { loadModel } from "../lib/Model.js";
 import { loadVision } from "../lib/Vision.js";
@@ -193,7 +193,7 @@ interface DeviationResult {
 
 async function deviationChild(mmproj: string, path: string, threads: number, end: number | undefined, maxPixels: number | undefined): Promise<void> {
     const options = openOptions(end, maxPixels);
-    await using vision = await loadVision({ mmproj, threads, gpu: false });
+    await using vision = await loadVision({ mmproj, threads, gpu: BENCH_GPU });
     let started = performance.now();
     const exact = await vision.encodeVideo(await Video.open(path, options), { prune: true });
     const exactEncodeMs = performance.now() - started;
@@ -249,7 +249,7 @@ async function deviationChild(mmproj: string, path: string, threads: number, end
 async function promptChild(model: string, mmproj: string, path: string, prune: boolean, changedOnly: boolean, threads: number, maxTokens: number, end: number | undefined, maxPixels: number | undefined): Promise<void> {
     const options = openOptions(end, maxPixels);
     let started = performance.now();
-    await using m = await loadModel({ model, mmproj, threads, gpu: false });
+    await using m = await loadModel({ model, mmproj, threads, gpu: BENCH_GPU });
     const loadMs = performance.now() - started;
     started = performance.now();
     {

@@ -23,7 +23,7 @@
  * --quick: 448×448 only, one timed run. --llama-cpp-prefill: the driver also times libllama's prefill of as many
  * embeddings as llama.cpp's encoder produced (a cross-check of the Session prefill).
  */
-import "./lib/env.js";
+import { BENCH_GPU } from "./lib/env.js";
 import { Image } from "../lib/decode/Image.js";
 import { loadModel } from "../lib/Model.js";
 import { loadVision } from "../lib/Vision.js";
@@ -117,7 +117,7 @@ async function visionChild(mmproj: string, imagePath: string, threads: number, r
 
 async function prefillChild(model: string, mmproj: string, imagePath: string, threads: number): Promise<void> {
     let started = performance.now();
-    await using m = await loadModel({ model, mmproj, threads, gpu: false });
+    await using m = await loadModel({ model, mmproj, threads, gpu: BENCH_GPU });
     const loadMs = performance.now() - started;
     const decoded = await Image.fromFile(imagePath).decode();
     const imageTokens = m.family!.imageGeometry(decoded.width, decoded.height, m.visionInfo!).tokens;

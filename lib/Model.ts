@@ -14,6 +14,7 @@ import { DisposedError, HubError, InsufficientMemoryError, InvalidOptionError, M
 import { readGguf } from "./gguf/reader.js";
 import { native } from "./native/load.js";
 import { isNativeError } from "./native/errors.js";
+import { gpuRefusal, gpuRequest, type DeviceInfo, type GpuOption } from "./devices.js";
 import type { NativeModel, NativeModelInfo } from "./native/types.js";
 import { Session, type SessionOptions } from "./Session.js";
 import { Stream, type StreamOptions } from "./Stream.js";
@@ -65,10 +66,13 @@ export interface LoadModelOptions {
      */
     contextSize?: number;
     /**
-     * Where to run: `"auto"` (default) offloads every layer to the GPU when vidllama was built with a GPU backend and
-     * one is present; `false` keeps everything on the CPU; a number offloads that many layers.
+     * Where to run (see {@link GpuOption}): `"auto"` (default) the best GPU device that passes a small test graph,
+     * else the CPU; `"cpu"`/`false`; `"cuda"`, `"metal"`, `"vulkan"` (`"vulkan:1"`: its second device); a number: that
+     * GPU device. The text model and the vision projector go to the same device. `model.info.device` says which and why.
      */
-    gpu?: "auto" | boolean | number;
+    gpu?: GpuOption;
+    /** Layers of the text model offloaded to a GPU device (the rest stay on the CPU). Defaults to all. */
+    gpuLayers?: number;
     /**
      * CPU threads for generation and prompt processing. Defaults to the physical cores this process may use
      * (`cpuTopology()`): ggml's threads wait for each other at every graph node, so a hyper-thread sharing a core
@@ -83,7 +87,7 @@ export interface LoadModelOptions {
     onProgress?: (progress: LoadProgress) => void;
 }
 
-const LOAD_OPTIONS = ["model", "mmproj", "hub", "contextSize", "gpu", "threads", "useMmap", "signal", "onProgress"] as const;
+const LOAD_OPTIONS = ["model", "mmproj", "hub", "contextSize", "gpu", "gpuLayers", "threads", "useMmap", "signal", "onProgress"] as const;
 
 /** Facts about a loaded model. */
 export interface ModelInfo {
@@ -107,6 +111,8 @@ export interface ModelInfo {
     vocabSize: number;
     /** The Jinja chat template from the GGUF, or `undefined` when it has none. */
     chatTemplate: string | undefined;
+    /** Where the text model runs and why there. */
+    device: DeviceInfo;
 }
 
 /**
@@ -132,10 +138,8 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     const useMmap = optionalBoolean("useMmap", options.useMmap, true);
     const signal = optionalSignal("signal", options.signal);
     const onProgress = optionalFunction<(p: LoadProgress) => void>("onProgress", options.onProgress);
-    let gpuLayers = -1;
-    if (options.gpu === false) gpuLayers = 0;
-    else if (typeof options.gpu === "number") gpuLayers = optionalInteger("gpu", options.gpu, 0, 100_000, 0);
-    else optionalEnum("gpu", options.gpu === true ? "auto" : options.gpu, ["auto"] as const);
+    const gpu = gpuRequest(options.gpu);
+    const gpuLayers = optionalInteger("gpuLayers", options.gpuLayers, 0, 100_000, -1);
     throwIfAborted(signal);
 
     // hf: references become files in the cache first.
@@ -169,7 +173,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     signal?.addEventListener("abort", onAbort, { once: true });
     let nativeModel: NativeModel;
     try {
-        nativeModel = await addon.loadModel({ path, gpuLayers, useMmap }, (fraction) => {
+        nativeModel = await addon.loadModel({ path, ...gpu, gpuLayers, useMmap }, (fraction) => {
             try {
                 onProgress?.({ phase: "model", fraction });
             } catch {
@@ -178,6 +182,8 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         }, abort);
     } catch (err) {
         if (isNativeError(err, "VL_ABORTED")) throw signal?.reason ?? new DOMException("Model loading was aborted", "AbortError");
+        const refusal = gpuRefusal(err, options.gpu);
+        if (refusal) throw refusal;
         if (isNativeError(err)) {
             const unsupported = /unknown model architecture|unsupported model architecture/i.test(err.message);
             throw new ModelLoadError(path, unsupported ? "UNSUPPORTED_ARCHITECTURE" : "LOAD_FAILED", err.message, { cause: err });
@@ -195,7 +201,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     if (mmprojOption) {
         try {
             vision = await VisionProjector.load(mmprojOption, {
-                gpu: gpuLayers !== 0,
+                gpu: options.gpu,
                 threads,
                 signal,
                 onProgress: (fraction) => {
@@ -318,6 +324,7 @@ export class Model {
             kvHeads: i.kvHeads,
             vocabSize: i.vocabSize,
             chatTemplate: i.chatTemplate ?? undefined,
+            device: Object.freeze({ ...i.device }),
         });
         // With a vision projector the default context holds a full visual budget plus room for text.
         const preferred = vision ? vision.info.imageMaxTokens + 4096 : 8192;

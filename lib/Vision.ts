@@ -16,6 +16,7 @@ import { Video } from "./decode/Video.js";
 import { DisposedError, HubError, InvalidOptionError } from "./errors.js";
 import { HUB_OPTIONS, pullForLoad, type HubOptions, type PullProgress } from "./hub/pull.js";
 import { isHubReference } from "./hub/reference.js";
+import { gpuRequest, type GpuOption } from "./devices.js";
 import { checkOptionsObject, optionalFunction, optionalInteger, optionalSignal, requiredString, throwIfAborted } from "./validate.js";
 
 export type { EncodeOptions, EncodeResult } from "./encode/vision.js";
@@ -54,8 +55,8 @@ export interface LoadVisionOptions {
     mmproj: string;
     /** Cache, token, endpoint and offline settings for an `hf:` reference. */
     hub?: HubOptions;
-    /** Run on the GPU when vidllama was built with a GPU backend and one is present. Defaults to true. */
-    gpu?: boolean;
+    /** Where to run, as {@link LoadModelOptions.gpu}: `"auto"` (default), `"cpu"`/`false`, a backend or a device index. */
+    gpu?: GpuOption;
     /** CPU threads. Defaults to the physical cores this process may use (`cpuTopology()`). */
     threads?: number;
     signal?: AbortSignal;
@@ -81,6 +82,7 @@ export async function loadVision(options: LoadVisionOptions): Promise<Vision> {
     const hub = checkOptionsObject(options.hub, HUB_OPTIONS, "hub");
     const signal = optionalSignal("signal", options.signal);
     const threads = optionalInteger("threads", options.threads, 1, 1024);
+    gpuRequest(options.gpu); // a bad value is reported before anything is pulled or read
     const onProgress = optionalFunction<(f: number) => void>("onProgress", options.onProgress);
     const onPullProgress = optionalFunction<(p: PullProgress) => void>("onPullProgress", options.onPullProgress);
     throwIfAborted(signal);
@@ -91,7 +93,7 @@ export async function loadVision(options: LoadVisionOptions): Promise<Vision> {
     }
     const path = resolve(mmproj);
     const projector = await VisionProjector.load(path, {
-        gpu: options.gpu !== false,
+        gpu: options.gpu,
         threads,
         signal,
         onProgress: (f) => {

@@ -60,6 +60,7 @@ export { resolveFfmpeg, type ResolvedFfmpeg } from "./decode/ffmpeg.js";
 export { Image, type DecodedImage, type ImageOptions, type RawPixels } from "./decode/Image.js";
 export type { VisionInfo } from "./encode/vision.js";
 export type { SamplingOptions } from "./sample/options.js";
-export { systemInfo, type SystemInfo } from "./system.js";
+export { deviceFor, systemInfo, type BackendsInfo, type SystemInfo } from "./system.js";
+export { GPU_BACKENDS, type DeviceInfo, type GpuBackend, type GpuOption } from "./devices.js";
 export { cpuTopology, type CpuTopology } from "./cpu.js";
 export * from "./convert/index.js";

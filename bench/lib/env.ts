@@ -48,3 +48,15 @@ if (!process.env.VIDLLAMA_ADDON_PATH) {
         // leave it unset: lib/native/load.ts reports the missing build with its usual explanation
     }
 }
+
+/**
+ * Where the benchmarks run models: `--gpu <where>` (the `gpu` option's values: cpu, cuda, vulkan, metal, auto) or
+ * VIDLLAMA_BENCH_GPU; the CPU by default, since the committed figures are CPU figures. Set in the environment here so
+ * that the child processes of a benchmark inherit it.
+ */
+const gpuFlag = process.argv.indexOf("--gpu");
+if (gpuFlag > 0 && process.argv[gpuFlag + 1]) {
+    process.env.VIDLLAMA_BENCH_GPU = process.argv[gpuFlag + 1];
+    process.argv.splice(gpuFlag, 2); // not a flag of the benchmark itself
+}
+export const BENCH_GPU = (process.env.VIDLLAMA_BENCH_GPU ?? "cpu") as "cpu" | "auto" | "cuda" | "metal" | "vulkan";

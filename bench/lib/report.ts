@@ -64,8 +64,12 @@ export interface MachineInfo {
     loadAverage: number;
     node: string;
     os: string;
-    /** The native addon in use and the CPU features it was built with (llama.cpp's system line). */
-    addon: { path: string; gpuBackend: string; cpuFeatures: string[] };
+    /**
+     * The native addon in use: the CPU variant it loaded, its GPU backend modules (loaded or not), the CPU features of
+     * that variant (llama.cpp's system line). Results saved before the backends became modules have `gpuBackend`
+     * instead of the first two.
+     */
+    addon: { path: string; cpuVariant?: string; gpuModules?: string[]; gpuBackend?: string; cpuFeatures: string[] };
 }
 
 /** Describes this machine and the addon in use (as `systemInfo()` does, without needing package.json next to lib/). */
@@ -89,7 +93,12 @@ export function machineInfo(): MachineInfo {
         loadAverage: Math.round(loadavg()[0]! * 100) / 100,
         node: process.version,
         os,
-        addon: { path: nativeAddonPath() ?? "", gpuBackend: addon.gpuBackend, cpuFeatures },
+        addon: {
+            path: nativeAddonPath() ?? "",
+            cpuVariant: addon.backends.cpuVariant,
+            gpuModules: addon.backends.modules.map((m) => `${m.name}${m.loaded ? "" : " (not loaded)"}`),
+            cpuFeatures,
+        },
     };
 }
 

@@ -8,6 +8,7 @@ import { statSync } from "node:fs";
 import { defaultThreadCount } from "../cpu.js";
 import { ModelLoadError } from "../errors.js";
 import { readGguf } from "../gguf/reader.js";
+import { gpuRefusal, gpuRequest, type DeviceInfo, type GpuOption } from "../devices.js";
 import { isNativeError } from "../native/errors.js";
 import { native } from "../native/load.js";
 import type { NativeEncodeResult, NativeEncoderReuse, NativeFrameState, NativeVision, NativeVisionHparams, NativeVisionItem } from "../native/types.js";
@@ -37,8 +38,8 @@ export interface EncodeResult {
 
 /** Hyper-parameters and preprocessing settings of a vision projector, all read from its GGUF. */
 export type VisionInfo = Readonly<NativeVisionHparams> & {
-    /** Device running the encoder (e.g. `"CPU"`). */
-    readonly device: string;
+    /** Where the encoder runs and why there. */
+    readonly device: DeviceInfo;
     /** Bytes of weights. */
     readonly weightsBytes: number;
 };
@@ -59,18 +60,21 @@ export class VisionProjector {
 
     static async load(
         path: string,
-        options: { gpu: boolean; threads?: number; signal?: AbortSignal; onProgress?: (fraction: number) => void },
+        options: { gpu?: GpuOption; threads?: number; signal?: AbortSignal; onProgress?: (fraction: number) => void },
     ): Promise<VisionProjector> {
+        const gpu = gpuRequest(options.gpu);
         await checkProjectorFile(path);
         const addon = native();
         const abort = new addon.AbortFlag();
         const onAbort = () => abort.abort();
         options.signal?.addEventListener("abort", onAbort, { once: true });
         try {
-            const nativeVision = await addon.loadVision({ path, useGpu: options.gpu, threads: options.threads ?? defaultThreadCount() }, options.onProgress, abort);
+            const nativeVision = await addon.loadVision({ path, ...gpu, threads: options.threads ?? defaultThreadCount() }, options.onProgress, abort);
             return new VisionProjector(path, nativeVision);
         } catch (err) {
             if (isNativeError(err, "VL_ABORTED")) throw options.signal?.reason ?? new DOMException("Loading was aborted", "AbortError");
+            const refusal = gpuRefusal(err, options.gpu);
+            if (refusal) throw refusal;
             if (isNativeError(err)) throw new ModelLoadError(path, "LOAD_FAILED", err.message.replace(`${path}: `, ""), { cause: err });
             throw err;
         } finally {

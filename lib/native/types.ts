@@ -30,7 +30,30 @@ export interface NativeAbortFlag {
     readonly aborted: boolean;
 }
 
+/** Where a model or projector runs (native/llm/backend.h DeviceChoice). */
+export interface NativeDevice {
+    name: string;
+    description: string;
+    gpu: boolean;
+    reason: string;
+}
+
+/** What native/llm/backend.cpp found next to the addon and loaded. */
+export interface NativeBackends {
+    /** The folder the backend modules are loaded from (the addon's). */
+    dir: string;
+    /** The CPU variant in use ("" if none could be loaded), and why. */
+    cpuVariant: string;
+    cpuReason: string;
+    /** Every CPU module found; score 0 = this CPU lacks an instruction set it needs. */
+    cpuVariants: { name: string; file: string; score: number }[];
+    /** Every other backend module found, loaded or not. */
+    modules: { name: string; file: string; loaded: boolean; devices: number; error?: string }[];
+    devices: { name: string; description: string; backend: string; type: "cpu" | "gpu" | "igpu" | "accelerator"; memoryTotal: number; memoryFree: number }[];
+}
+
 export interface NativeModelInfo {
+    device: NativeDevice;
     description: string;
     parameters: number;
     sizeBytes: number;
@@ -175,9 +198,10 @@ export interface NativePatches {
 
 export interface NativeAddon extends NativeVisionAddon {
     systemInfo(): string;
-    readonly gpuBackend: "cpu" | "cuda" | "metal" | "vulkan";
+    readonly backends: NativeBackends;
+    chooseDevice(gpu: string, gpuIndex: number): NativeDevice;
     loadModel(
-        params: { path: string; gpuLayers?: number; useMmap?: boolean; vocabOnly?: boolean },
+        params: { path: string; gpu?: string; gpuIndex?: number; gpuLayers?: number; useMmap?: boolean; vocabOnly?: boolean },
         onProgress?: (fraction: number) => void,
         abort?: NativeAbortFlag,
     ): Promise<NativeModel>;
@@ -400,7 +424,7 @@ export interface NativeEncodePatchesItem {
 
 export interface NativeVision {
     hparams(): NativeVisionHparams;
-    info(): { device: string; weightsBytes: number; computeBytes: number };
+    info(): { device: NativeDevice; weightsBytes: number; computeBytes: number };
     encode(
         items: NativeVisionItem[],
         options: { maxBatchPatches?: number },
@@ -427,7 +451,7 @@ export interface NativeVision {
 
 export interface NativeVisionAddon {
     loadVision(
-        params: { path: string; useGpu?: boolean; /** Required: the default is lib/cpu.ts's rule. */ threads: number },
+        params: { path: string; gpu?: string; gpuIndex?: number; /** Required: the default is lib/cpu.ts's rule. */ threads: number },
         onProgress?: (fraction: number) => void,
         abort?: NativeAbortFlag,
     ): Promise<NativeVision>;

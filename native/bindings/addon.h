@@ -4,7 +4,14 @@
 
 #include <napi.h>
 
+#include "llm/backend.h"
+
 namespace vl {
+
+// The backend modules found and loaded, the CPU variant in use and every device (llm/backend.h BackendReport).
+Napi::Object backends_object(Napi::Env env);
+// Where a model or projector runs: { name, description, gpu, reason }.
+Napi::Object device_object(Napi::Env env, const DeviceChoice & choice);
 
 class Addon : public Napi::Addon<Addon> {
   public:
@@ -23,6 +30,7 @@ class Addon : public Napi::Addon<Addon> {
 
   private:
     Napi::Value SystemInfo(const Napi::CallbackInfo & info);
+    Napi::Value ChooseDevice(const Napi::CallbackInfo & info);
     Napi::Value LoadModel(const Napi::CallbackInfo & info);
 };
 

@@ -53,6 +53,13 @@ inline bool opt_bool(const Napi::Object & o, const char * key, bool fallback) {
     return v.As<Napi::Boolean>().Value();
 }
 
+inline std::string opt_string(const Napi::Object & o, const char * key, const std::string & fallback) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return fallback;
+    if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+    return v.As<Napi::String>().Utf8Value();
+}
+
 // Int32Array or array of integers -> token ids
 inline std::vector<int32_t> arg_tokens(const Napi::CallbackInfo & info, size_t i, const char * name) {
     if (info.Length() > i && info[i].IsTypedArray()) {

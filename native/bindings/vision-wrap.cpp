@@ -518,7 +518,7 @@ Napi::Value VisionWrap::Info(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (!state_) throw_js(env, "VL_DISPOSED", "the vision projector was disposed");
     Napi::Object o = Napi::Object::New(env);
-    o.Set("device", state_->model->device_name());
+    o.Set("device", device_object(env, state_->model->device()));
     o.Set("weightsBytes", static_cast<double>(state_->model->weights_bytes()));
     o.Set("computeBytes", static_cast<double>(state_->busy.load() ? 0 : state_->encoder->compute_buffer_bytes()));
     return o;
@@ -750,7 +750,8 @@ Napi::Value LoadVision(const Napi::CallbackInfo & info) {
     Napi::Value path = o.Get("path");
     if (!path.IsString()) throw Napi::TypeError::New(env, "path must be a string");
     p.path = path.As<Napi::String>().Utf8Value();
-    p.use_gpu = opt_bool(o, "useGpu", true);
+    p.gpu = opt_string(o, "gpu", "auto");
+    p.gpu_index = static_cast<int>(opt_int(o, "gpuIndex", 0, 0, 1 << 20));
     p.n_threads = static_cast<int32_t>(opt_int(o, "threads", 0, 1, 1024));
     JsProgress progress(env, info.Length() > 1 ? info[1] : env.Undefined(), "vidllama.visionLoadProgress");
     AbortFlagPtr abort = AbortWrap::from(info, 2);

@@ -86,6 +86,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo & info) {
     char desc[256];
     llama_model_desc(lm, desc, sizeof(desc));
     o.Set("description", desc);
+    o.Set("device", device_object(env, m->device()));
     o.Set("parameters", Napi::Number::New(env, static_cast<double>(llama_model_n_params(lm))));
     o.Set("sizeBytes", Napi::Number::New(env, static_cast<double>(llama_model_size(lm))));
     o.Set("trainContextSize", llama_model_n_ctx_train(lm));

@@ -6,7 +6,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "ggml-cpu.h"
 #include "llama.h"
 #include "llm/backend.h"
 
@@ -67,9 +66,13 @@ std::vector<uint8_t> quantize_rows(const TypeInfo & type, const float * src, int
     }
     if (!type.quantized) {
         // f16 / bf16: ggml's row converters (round-to-nearest-even), no block structure
-        const auto * traits = ggml_get_type_traits_cpu(type.type);
-        if (!traits || !traits->from_float) throw Error(ErrorCode::InvalidArgument, "no converter to " + type.name);
-        traits->from_float(src, out.data(), n_rows * n_per_row);
+        if (type.type == GGML_TYPE_F16) {
+            ggml_fp32_to_fp16_row(src, reinterpret_cast<ggml_fp16_t *>(out.data()), n_rows * n_per_row);
+        } else if (type.type == GGML_TYPE_BF16) {
+            ggml_fp32_to_bf16_row(src, reinterpret_cast<ggml_bf16_t *>(out.data()), n_rows * n_per_row);
+        } else {
+            throw Error(ErrorCode::InvalidArgument, "no converter to " + type.name);
+        }
         return out;
     }
     ggml_quantize_init(type.type); // not thread-safe: do it before fanning out

@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "ggml-cpu.h"
+#include "llm/backend.h"
 
 namespace vl {
 
@@ -228,12 +228,13 @@ VisionEncoder::VisionEncoder(VisionModelPtr model) : model_(std::move(model)) {
     if (model_->on_gpu()) backends.push_back(model_->backend_cpu());
     sched_ = ggml_backend_sched_new(backends.data(), nullptr, static_cast<int>(backends.size()), kGraphSize, false, true);
     if (!sched_) throw Error(ErrorCode::Internal, "could not create the vision scheduler");
-    ggml_backend_cpu_set_abort_callback(model_->backend_cpu(), abort_callback, this);
+    cpu_backend_set_abort_callback(model_->backend_cpu(), abort_callback, this);
 }
 
 VisionEncoder::~VisionEncoder() {
-    ggml_backend_cpu_set_abort_callback(model_->backend_cpu(), nullptr, nullptr);
+    cpu_backend_set_abort_callback(model_->backend_cpu(), nullptr, nullptr);
     cached_.reset();
+    allocated_ = nullptr;
     if (sched_) ggml_backend_sched_free(sched_);
 }
 
@@ -250,6 +251,7 @@ VisionEncoder::CachedGraph & VisionEncoder::graph_for(VisionTowerId tower, int32
         return *cached_;
     }
     cached_.reset();
+    allocated_ = nullptr;
     auto g = std::make_unique<CachedGraph>();
     g->tower = tower;
     g->batch = batch;
@@ -391,13 +393,17 @@ void VisionEncoder::encode_batch(const std::vector<const VisionItem *> & batch, 
     CachedGraph & g = graph_for(clip ? first.tower : VisionTowerId::Image, b, first.grid_h, first.grid_w, first.merge,
                                 select ? static_cast<int32_t>(keep.size()) : -1);
 
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, g.gf)) {
-        cached_.reset();
-        throw Error(ErrorCode::Internal, "could not allocate the vision encoder's compute buffers (out of memory?)");
-    }
-    for (int i = 0; i < ggml_backend_sched_get_n_backends(sched_); i++) {
-        peak_compute_bytes_ = std::max(peak_compute_bytes_, ggml_backend_sched_get_buffer_size(sched_, ggml_backend_sched_get_backend(sched_, i)));
+    if (allocated_ != &g) {
+        ggml_backend_sched_reset(sched_);
+        allocated_ = nullptr;
+        if (!ggml_backend_sched_alloc_graph(sched_, g.gf)) {
+            cached_.reset();
+            throw Error(ErrorCode::Internal, "could not allocate the vision encoder's compute buffers (out of memory?)");
+        }
+        allocated_ = &g;
+        for (int i = 0; i < ggml_backend_sched_get_n_backends(sched_); i++) {
+            peak_compute_bytes_ = std::max(peak_compute_bytes_, ggml_backend_sched_get_buffer_size(sched_, ggml_backend_sched_get_backend(sched_, i)));
+        }
     }
 
     // Inputs: patches of every item back to back.
@@ -520,6 +526,7 @@ int32_t VisionEncoder::encode_changed(const VisionItem & item, EncoderReuseState
     ggml_build_forward_expand(gf, result);
 
     ggml_backend_sched_reset(sched_);
+    allocated_ = nullptr; // the cached graph's layout is gone
     if (!ggml_backend_sched_alloc_graph(sched_, gf)) throw Error(ErrorCode::Internal, "could not allocate the vision encoder's compute buffers (out of memory?)");
     for (int i = 0; i < ggml_backend_sched_get_n_backends(sched_); i++) {
         peak_compute_bytes_ = std::max(peak_compute_bytes_, ggml_backend_sched_get_buffer_size(sched_, ggml_backend_sched_get_backend(sched_, i)));

@@ -113,6 +113,11 @@ class VisionEncoder {
     VisionModelPtr model_;
     ggml_backend_sched_t sched_ = nullptr;
     std::unique_ptr<CachedGraph> cached_;
+    // The graph the scheduler's buffers are laid out for now: a cached graph runs again with new inputs only while it
+    // is this one. Allocating the same graph a second time is wrong on a multi-backend scheduler (its tensors keep the
+    // addresses of the first plan while the split copies get a new one: every encode after the first came out wrong
+    // on Vulkan), so whatever else uses the scheduler clears it.
+    const CachedGraph * allocated_ = nullptr;
     AbortFlagPtr current_abort_;
     size_t peak_compute_bytes_ = 0;
 };

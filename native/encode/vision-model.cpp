@@ -6,7 +6,6 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ggml-alloc.h"
-#include "ggml-cpu.h"
 #include "gguf.h"
 #include "llm/backend.h"
 
@@ -313,12 +312,12 @@ std::shared_ptr<VisionModel> VisionModel::load(const VisionModelParams & params,
     model->n_threads_ = params.n_threads;
     model->backend_cpu_ = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
     if (!model->backend_cpu_) throw Error(ErrorCode::Internal, "no CPU backend");
-    ggml_backend_cpu_set_n_threads(model->backend_cpu_, model->n_threads_);
+    cpu_backend_set_n_threads(model->backend_cpu_, model->n_threads_);
     model->backend_ = model->backend_cpu_;
-    if (params.use_gpu) {
-        if (ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU)) {
-            if (ggml_backend_t gpu = ggml_backend_dev_init(dev, nullptr)) model->backend_ = gpu;
-        }
+    model->device_ = choose_device(params.gpu, params.gpu_index);
+    if (model->device_.device) {
+        model->backend_ = ggml_backend_dev_init(model->device_.device, nullptr);
+        if (!model->backend_) throw Error(ErrorCode::ModelLoad, "could not initialise " + model->device_.name + " for the vision projector");
     }
 
     // ---- weights ----

@@ -22,6 +22,7 @@
 #include "common/abort.h"
 #include "ggml-backend.h"
 #include "ggml.h"
+#include "llm/backend.h"
 
 namespace vl {
 
@@ -123,7 +124,8 @@ struct VisionWeights {
 
 struct VisionModelParams {
     std::string path;
-    bool use_gpu = true;   // use the GPU backend compiled in, when a device is present
+    std::string gpu = "auto"; // llm/backend.h choose_device(): "auto", "cpu", "cuda", "metal", "vulkan" or "index"
+    int gpu_index = 0;
     int32_t n_threads = 0; // CPU threads, required (> 0); the default is lib/cpu.ts's rule
 };
 
@@ -150,6 +152,7 @@ class VisionModel {
     int32_t n_threads() const { return n_threads_; }
     size_t weights_bytes() const;
     std::string device_name() const;
+    const DeviceChoice & device() const { return device_; } // where the weights live and why
 
   private:
     VisionModel() = default;
@@ -159,6 +162,7 @@ class VisionModel {
     VisionWeights weights_;
     ggml_context * ctx_meta_ = nullptr; // tensor metadata (the weights live in buffer_)
     ggml_backend_buffer_t buffer_ = nullptr;
+    DeviceChoice device_;
     ggml_backend_t backend_ = nullptr;
     ggml_backend_t backend_cpu_ = nullptr;
     int32_t n_threads_ = 1;

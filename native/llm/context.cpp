@@ -5,27 +5,22 @@
 
 #include "common/error.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
+#include "ggml-cpu.h" // types only: the functions live in the CPU module
 #include "common/log.h"
+#include "llm/backend.h"
 
 namespace vl {
 
 namespace {
 
-// The CPU backend's thread-pool functions, looked up through the backend registry (as llama-bench does), so that
-// this also works when the CPU backend is a loadable module.
+// The CPU backend's thread-pool functions, looked up in the loaded CPU module (as llama-bench does through the
+// registry): the module's functions cannot be linked.
 using ThreadpoolNewFn = ggml_threadpool * (*)(ggml_threadpool_params *);
 using ThreadpoolFreeFn = void (*)(ggml_threadpool *);
 
-ThreadpoolNewFn threadpool_new_fn() {
-    ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
-    return reg ? reinterpret_cast<ThreadpoolNewFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new")) : nullptr;
-}
+ThreadpoolNewFn threadpool_new_fn() { return reinterpret_cast<ThreadpoolNewFn>(cpu_proc_address("ggml_threadpool_new")); }
 
-ThreadpoolFreeFn threadpool_free_fn() {
-    ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
-    return reg ? reinterpret_cast<ThreadpoolFreeFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free")) : nullptr;
-}
+ThreadpoolFreeFn threadpool_free_fn() { return reinterpret_cast<ThreadpoolFreeFn>(cpu_proc_address("ggml_threadpool_free")); }
 
 } // namespace
 

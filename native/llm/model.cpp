@@ -30,7 +30,11 @@ std::shared_ptr<TextModel> TextModel::load(const ModelParams & params, const Pro
 
     LoadCallbackData cb{&on_progress, &abort};
     llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = params.gpu_layers;
+    // One device, never llama.cpp's default of every GPU device: the same card can appear as CUDA0 and Vulkan0.
+    DeviceChoice device = params.vocab_only ? DeviceChoice{} : choose_device(params.gpu, params.gpu_index);
+    ggml_backend_dev_t devices[2] = {device.device, nullptr};
+    mp.devices = devices;
+    mp.n_gpu_layers = device.device ? params.gpu_layers : 0;
     mp.load_mode = params.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     mp.vocab_only = params.vocab_only;
     mp.progress_callback = load_progress;
@@ -48,7 +52,7 @@ std::shared_ptr<TextModel> TextModel::load(const ModelParams & params, const Pro
         std::string reason = capture.summary();
         throw Error(ErrorCode::ModelLoad, reason.empty() ? "llama.cpp could not load the model" : reason);
     }
-    return std::shared_ptr<TextModel>(new TextModel(model));
+    return std::shared_ptr<TextModel>(new TextModel(model, std::move(device)));
 }
 
 TextModel::~TextModel() { llama_model_free(model_); }

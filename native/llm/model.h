@@ -14,12 +14,15 @@
 
 #include "common/abort.h"
 #include "llama.h"
+#include "llm/backend.h"
 
 namespace vl {
 
 struct ModelParams {
     std::string path;
-    int32_t gpu_layers = -1; // -1: all layers on the GPU when there is one
+    std::string gpu = "auto"; // choose_device() (llm/backend.h): where the offloaded layers go
+    int gpu_index = 0;
+    int32_t gpu_layers = -1; // layers on that device; -1: all (ignored on the CPU)
     bool use_mmap = true;
     bool vocab_only = false;
 };
@@ -35,6 +38,7 @@ class TextModel {
     TextModel & operator=(const TextModel &) = delete;
 
     llama_model * get() const { return model_; }
+    const DeviceChoice & device() const { return device_; }
     const llama_vocab * vocab() const { return llama_model_get_vocab(model_); }
     int32_t n_vocab() const { return llama_vocab_n_tokens(vocab()); }
 
@@ -48,8 +52,9 @@ class TextModel {
     void check_token(llama_token token) const; // throws InvalidArgument when out of range
 
   private:
-    explicit TextModel(llama_model * model) : model_(model) {}
+    TextModel(llama_model * model, DeviceChoice device) : model_(model), device_(std::move(device)) {}
     llama_model * model_;
+    DeviceChoice device_;
 };
 
 using TextModelPtr = std::shared_ptr<TextModel>;

@@ -73,10 +73,12 @@ describe("vidllama inspect and info", () => {
         expect(r.stdout).toContain("token_embd.weight");
     });
 
-    it("shows the build and CPU features", () => {
+    it("shows the backends, the CPU variant in use and why, the devices and the CPU features", () => {
         const r = run(["info"]);
         expect(r.status).toBe(0);
-        expect(r.stdout).toMatch(/gpu backend: (cpu|cuda|metal|vulkan)/);
+        expect(r.stdout).toMatch(/cpu variant: \S+ \((the highest-scoring variant this CPU supports|forced by VIDLLAMA_CPU_VARIANT=\S+)\)/);
+        expect(r.stdout).toMatch(/devices:\n  CPU: /);
+        expect(r.stdout).toMatch(/gpu "auto": \S+ \(/);
         expect(r.stdout).toMatch(/CPU :/);
     });
 });

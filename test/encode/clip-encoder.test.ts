@@ -26,7 +26,7 @@ let vision: NativeVision;
 beforeAll(async () => {
     path = await tinyClipMmproj("encoder", { seed: 11 });
     ref = await readClipProjector(path);
-    vision = await addon.loadVision({ path, useGpu: false, threads: 2 });
+    vision = await addon.loadVision({ path, gpu: "cpu", threads: 2 });
 });
 
 afterAll(() => {
@@ -147,7 +147,7 @@ describe("Video-LLaVA towers vs the float64 reference", () => {
         const geluPath = await tinyClipMmproj("encoder-gelu", { seed: 11, useGelu: true });
         const geluRef = await readClipProjector(geluPath);
         expect(geluRef.config.act).toBe("gelu");
-        const gelu = await addon.loadVision({ path: geluPath, useGpu: false, threads: 2 });
+        const gelu = await addon.loadVision({ path: geluPath, gpu: "cpu", threads: 2 });
         try {
             expect(gelu.hparams().visionAct).toBe("gelu");
             const pic = testPicture(224, 224, 8);
@@ -174,7 +174,7 @@ describe("Video-LLaVA towers vs the float64 reference", () => {
         const f16Ref = await readClipProjector(f16Path);
         expect(f16Ref.file.getTensor("v.blk.0.attn_q.weight")!.type).toBe("f16");
         expect(f16Ref.file.getTensor("v.position_embd.weight")!.type).toBe("f32");
-        const f16 = await addon.loadVision({ path: f16Path, useGpu: false, threads: 2 });
+        const f16 = await addon.loadVision({ path: f16Path, gpu: "cpu", threads: 2 });
         try {
             const pic = testPicture(224, 224, 9);
             for (const tower of ["image", "video"] as const) {

@@ -19,8 +19,8 @@ function good(extra: Partial<NativeVisionItem> = {}): NativeVisionItem {
 }
 
 beforeAll(async () => {
-    imageOnly = await addon.loadVision({ path: await tinyClipMmproj("errors-image-only", { seed: 41, videoTower: false }), useGpu: false, threads: 2 });
-    both = await addon.loadVision({ path: await tinyClipMmproj("errors-both", { seed: 41 }), useGpu: false, threads: 2 });
+    imageOnly = await addon.loadVision({ path: await tinyClipMmproj("errors-image-only", { seed: 41, videoTower: false }), gpu: "cpu", threads: 2 });
+    both = await addon.loadVision({ path: await tinyClipMmproj("errors-both", { seed: 41 }), gpu: "cpu", threads: 2 });
 });
 
 afterAll(() => {
@@ -101,7 +101,7 @@ describe("files that break the contract fail to load with the reason", () => {
     for (const [label, options, message] of cases) {
         it(label, async () => {
             const path = await tinyClipMmproj(`errors-load-${label.replace(/\W+/g, "-")}`, { seed: 42, ...options });
-            await expect(addon.loadVision({ path, useGpu: false, threads: 2 })).rejects.toThrow(message);
+            await expect(addon.loadVision({ path, gpu: "cpu", threads: 2 })).rejects.toThrow(message);
             // lib's loader wraps it in a ModelLoadError
             await expect(loadVision({ mmproj: path, gpu: false })).rejects.toBeInstanceOf(ModelLoadError);
         });

@@ -26,7 +26,7 @@ let vision: NativeVision;
 beforeAll(async () => {
     const path = await tinyClipMmproj("preprocess", { seed: 21 });
     ref = await readClipProjector(path);
-    vision = await addon.loadVision({ path, useGpu: false, threads: 2 });
+    vision = await addon.loadVision({ path, gpu: "cpu", threads: 2 });
 });
 
 afterAll(() => {
@@ -131,7 +131,7 @@ describe("a crop that reaches outside the resized picture reads zeros (transform
         // shortest edge 200 < crop 224: every picture is padded by center_crop
         const path = await tinyClipMmproj("preprocess-short-edge", { seed: 21, shortestEdge: 200 });
         smallRef = await readClipProjector(path);
-        small = await addon.loadVision({ path, useGpu: false, threads: 2 });
+        small = await addon.loadVision({ path, gpu: "cpu", threads: 2 });
     });
 
     afterAll(() => {

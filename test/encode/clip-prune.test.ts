@@ -25,7 +25,7 @@ let vision: NativeVision;
 beforeAll(async () => {
     const path = await tinyClipMmproj("prune", { seed: 31, tokenCompression: true });
     ref = await readClipProjector(path);
-    vision = await addon.loadVision({ path, useGpu: false, threads: 2 });
+    vision = await addon.loadVision({ path, gpu: "cpu", threads: 2 });
 });
 
 afterAll(() => {

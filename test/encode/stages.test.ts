@@ -18,7 +18,7 @@ let projector: VisionProjector;
 
 beforeAll(async () => {
     fixture = await tinyVl3();
-    vision = await addon.loadVision({ path: fixture.mmproj, useGpu: false, threads: 2 });
+    vision = await addon.loadVision({ path: fixture.mmproj, gpu: "cpu", threads: 2 });
     projector = await VisionProjector.load(fixture.mmproj, { gpu: false });
 }, 600_000);
 
@@ -297,7 +297,7 @@ describe("misuse gives errors, not crashes", () => {
     });
 
     it("a disposed projector refuses every stage; its Patches stay usable elsewhere", async () => {
-        const other = await addon.loadVision({ path: fixture.mmproj, useGpu: false, threads: 2 });
+        const other = await addon.loadVision({ path: fixture.mmproj, gpu: "cpu", threads: 2 });
         const [own] = await other.preprocess([good()]);
         other.dispose();
         expect(() => other.preprocess([good()])).toThrow(expect.objectContaining({ code: "VL_DISPOSED" }));

@@ -17,7 +17,7 @@ import { ProgressBar } from "../progress.js";
 import { PullReporter } from "../pull-progress.js";
 import type { Video } from "../../decode/Video.js";
 import { interruptSignal, parseInteger, reportError } from "../shared.js";
-import { addVideoFlags, collect, openVideos, pruneFrom, type VideoFlags } from "./generation-options.js";
+import { addGpuFlags, addVideoFlags, collect, gpuOptionOf, openVideos, pruneFrom, type VideoFlags } from "./generation-options.js";
 
 interface EmbedFlags extends VideoFlags {
     mmproj: string;
@@ -26,7 +26,7 @@ interface EmbedFlags extends VideoFlags {
     out: string;
     force?: boolean;
     threads?: number;
-    gpu: boolean;
+    gpu?: string | false;
     quiet?: boolean;
 }
 
@@ -39,8 +39,8 @@ export function embedCommand(): Command {
         .requiredOption("-o, --out <file>", "output file of float32 rows")
         .option("-f, --force", "overwrite --out if it exists")
         .option("-t, --threads <n>", "CPU threads", parseInteger("--threads", 1, 1024))
-        .option("--no-gpu", "run on the CPU even when a GPU backend is available")
         .option("-q, --quiet", "no progress output");
+    addGpuFlags(command);
     addVideoFlags(command, "a video: the kept tokens of every frame, in order (with --no-prune every merged token)");
     return command.action(async (flags: EmbedFlags) => {
         const interrupt = interruptSignal();
@@ -54,7 +54,7 @@ export function embedCommand(): Command {
             await using vision = await loadVision({
                 mmproj: flags.mmproj,
                 threads: flags.threads,
-                gpu: flags.gpu,
+                gpu: gpuOptionOf(flags.gpu),
                 signal: interrupt.signal,
                 ...(flags.offline ? { hub: { offline: true } } : {}),
                 onProgress: (f) => bar.update(f),

@@ -7,6 +7,7 @@
 import { Command, Option } from "commander";
 import type { PruneOption } from "../../chat/content.js";
 import { Video } from "../../decode/Video.js";
+import type { GpuOption } from "../../devices.js";
 import { InvalidOptionError } from "../../errors.js";
 import { familyOf } from "../../family/index.js";
 import type { VisionInfo } from "../../encode/vision.js";
@@ -24,8 +25,23 @@ export interface ModelFlags {
     offline?: boolean;
     contextSize?: number;
     threads?: number;
-    gpu: boolean;
+    /** `--gpu <where>` (a string), `--no-gpu` (false) or neither (undefined: auto). */
+    gpu?: string | false;
     quiet?: boolean;
+}
+
+/** `--gpu <where>` and `--no-gpu`, shared by every command that loads a model or projector. */
+export function addGpuFlags(command: Command): Command {
+    return command
+        .option("--gpu <where>", "auto (default), cpu, cuda, metal, vulkan, vulkan:1 (a backend's second device) or a GPU device index (see vidllama info)")
+        .option("--no-gpu", "keep everything on the CPU (same as --gpu cpu)");
+}
+
+/** The `gpu` option of loadModel/loadVision for the flags: a digit string is a device index. */
+export function gpuOptionOf(flag: string | false | undefined): GpuOption {
+    if (flag === undefined) return "auto";
+    if (flag === false) return false;
+    return /^\d+$/.test(flag) ? Number(flag) : (flag as GpuOption);
 }
 
 export interface SamplingFlags {
@@ -40,13 +56,12 @@ export interface SamplingFlags {
 }
 
 export function addModelFlags(command: Command): Command {
-    return command
+    return addGpuFlags(command)
         .option("-m, --model <file|hf:ref>", "text model GGUF, or a hub reference hf:<owner>/<repo>[@<revision>][:<type>] (pulled and cached)", DEFAULT_MODEL_REFERENCE)
         .option("--mmproj <file|hf:ref>", "vision projector GGUF (needed for images and videos; an hf: model brings its own)")
         .option("--offline", "hf: references from the cache only, no network (also HF_HUB_OFFLINE=1)")
         .option("-c, --context-size <tokens>", "context window in tokens", parseInteger("--context-size", 16))
         .option("-t, --threads <n>", "CPU threads (default: the physical cores)", parseInteger("--threads", 1, 1024))
-        .option("--no-gpu", "keep everything on the CPU even when a GPU backend is available")
         .option("-q, --quiet", "no progress output on stderr");
 }
 
@@ -72,7 +87,7 @@ export async function loadModelWithProgress(flags: ModelFlags, signal?: AbortSig
             ...(flags.offline ? { hub: { offline: true } } : {}),
             contextSize: flags.contextSize,
             threads: flags.threads,
-            gpu: flags.gpu ? "auto" : false,
+            gpu: gpuOptionOf(flags.gpu),
             signal,
             onProgress: ({ phase, fraction, pull: p }) => {
                 if (p) pull.report(p);
