@@ -5,13 +5,15 @@
 // (llama.cpp tag v0.5.0). It is fetched with the ordinary npm client, its integrity is checked against the pinned
 // value, the bundle is cloned into deps/llama.cpp (ignored by git) and reused on later builds.
 // Nothing of llama.cpp is ever committed to this repository.
+// The few changes vidllama needs in it are reviewed patch files in patches/llama.cpp/, applied to the checkout here
+// (fresh or reused) so that every build, whichever way the source was obtained, compiles the same code.
 //
 // Usage: node scripts/llama-source.mjs [--print-dir]
 // Environment: VIDLLAMA_LLAMA_CPP_DIR=<dir> uses an existing checkout instead (it must be at the pinned commit).
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
@@ -27,6 +29,7 @@ export const PINNED = Object.freeze({
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const depsDir = join(packageRoot, "deps");
 const defaultSourceDir = join(depsDir, "llama.cpp");
+const patchesDir = join(packageRoot, "patches", "llama.cpp");
 
 function log(message) {
     process.stderr.write(`[vidllama] ${message}\n`);
@@ -99,8 +102,46 @@ function extractFromTgz(tgzPath, wantedPath, outPath) {
     throw new Error(`${wantedPath} is not in ${tgzPath}`);
 }
 
-/** Returns the directory of a llama.cpp checkout at the pinned commit, fetching it first if needed. */
+/** Returns the exit status of `git args` in `cwd` (for checks whose failure is an answer, not an error). */
+function gitStatus(args, cwd) {
+    const result = spawnSync("git", args, { cwd, encoding: "utf8" });
+    if (result.error) throw new Error(`could not run git (${result.error.message}); git is needed to patch the llama.cpp source`);
+    return result;
+}
+
+/**
+ * Applies every patches/llama.cpp/*.patch, in name order (they may build on each other), to the checkout in `dir`.
+ * Idempotent, because a reused checkout has usually been patched by an earlier build: a patch whose reverse applies
+ * is already in and is skipped. A patch that neither applies nor is already applied means the checkout was changed
+ * by hand or the patch no longer matches the pinned source; building anyway would compile unreviewed code, so it stops.
+ */
+export function applyLlamaPatches(dir, { quiet = false } = {}) {
+    // A package without the patches folder (it is not in package.json's "files") has nothing to apply.
+    if (!existsSync(patchesDir)) return [];
+    const patches = readdirSync(patchesDir).filter((name) => name.endsWith(".patch")).sort();
+    const applied = [];
+    for (const name of patches) {
+        const file = join(patchesDir, name);
+        if (gitStatus(["apply", "--reverse", "--check", file], dir).status === 0) continue;
+        const check = gitStatus(["apply", "--check", file], dir);
+        if (check.status !== 0) {
+            throw new Error(`patches/llama.cpp/${name} neither applies to ${dir} nor is already applied: ${check.stderr.trim()}`);
+        }
+        git(["apply", file], dir);
+        applied.push(name);
+        if (!quiet) log(`applied patches/llama.cpp/${name}`);
+    }
+    return applied;
+}
+
+/** Returns the directory of a llama.cpp checkout at the pinned commit, fetching it first if needed, with vidllama's patches applied. */
 export async function ensureLlamaSource({ quiet = false } = {}) {
+    const dir = await obtainLlamaSource({ quiet });
+    applyLlamaPatches(dir, { quiet });
+    return dir;
+}
+
+async function obtainLlamaSource({ quiet }) {
     const override = process.env.VIDLLAMA_LLAMA_CPP_DIR;
     if (override) {
         const commit = headCommit(override);
