@@ -13,6 +13,7 @@ import * as path from "node:path";
 import type { Readable } from "node:stream";
 import { FfmpegNotFoundError } from "../errors.js";
 import { checkOptionsObject, optionalSignal, optionalString, throwIfAborted } from "../validate.js";
+import { unpackedPath } from "../native/asar.js";
 
 /** Where the ffmpeg in use was found. */
 export type FfmpegSource = "option" | "env" | "ffmpeg-static" | "path";
@@ -132,7 +133,7 @@ async function ffmpegStaticPath(): Promise<string | { reason: string }> {
     const value = (mod as { default?: unknown }).default ?? mod;
     if (typeof value !== "string" || value === "") return { reason: "installed, but has no binary for this platform" };
     // Inside an Electron asar archive the binary is shipped unpacked next to it.
-    return value.replace(`app.asar${path.sep}`, `app.asar.unpacked${path.sep}`);
+    return unpackedPath(value);
 }
 
 async function searchPath(tool: "ffmpeg" | "ffprobe"): Promise<CheckResult> {
