@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install test: `npm pack` the main package and the linux-x64 platform package (made from the prebuild that
-# `npm run prebuild` wrote), install both tarballs into an empty folder with npm --offline (the tarballs and npm's
-# cache only: nothing is fetched), and check there that
+# `npm run prebuild` wrote), install both tarballs into an empty folder with npm --offline (the tarballs and a private
+# npm cache of the registry dependencies only: nothing is fetched at install), and check there that
 #   - installing compiled nothing and the CLI loads the addon from the platform package,
 #   - the CLI answers on every CPU variant this CPU can run (forced with VIDLLAMA_CPU_VARIANT), and on Vulkan when the
 #     package has the Vulkan module and a device is visible (GGML_VK_VISIBLE_DEVICES=0 for lavapipe),
@@ -23,10 +23,20 @@ platform_tarball=$(node scripts/platform-package.mjs --from "prebuilds/$platform
 main_tarball="$work/$(npm pack --silent --pack-destination "$work" 2>/dev/null | tail -n 1)"
 echo "packed $(basename "$main_tarball") ($(du -h "$main_tarball" | cut -f1)) and $(basename "$platform_tarball") ($(du -h "$platform_tarball" | cut -f1))"
 
+# The registry dependencies go into a private npm cache first, with network, by a throwaway install of the same two
+# tarballs with scripts off; the real install then runs --offline from that cache and the tarballs: nothing native is
+# fetched or compiled at install. Optional dependencies are left out (ffmpeg-static downloads its binary from GitHub in
+# its own install script, which this machine cannot reach; it is optional, and vidllama then finds ffmpeg on PATH).
+export npm_config_cache="$work/npm-cache"
+mkdir "$work/warm" && (cd "$work/warm" && npm init -y >/dev/null 2>&1 &&
+    npm install --ignore-scripts --omit=optional --no-audit --no-fund "$main_tarball" "$platform_tarball" >/dev/null 2>&1) ||
+    { echo "FAIL: could not put the registry dependencies into the npm cache" >&2; exit 1; }
+rm -rf "$work/warm"
+
 mkdir "$work/app" && cd "$work/app"
 npm init -y >/dev/null 2>&1
 started=$(date +%s)
-npm install --offline --foreground-scripts --no-audit --no-fund "$main_tarball" "$platform_tarball" >install.log 2>&1 || { cat install.log; exit 1; }
+npm install --offline --omit=optional --foreground-scripts --no-audit --no-fund "$main_tarball" "$platform_tarball" >install.log 2>&1 || { cat install.log; exit 1; }
 echo "installed offline in $(( $(date +%s) - started )) s"
 if grep -qE "building the addon|cmake-js|gyp info spawn" install.log; then
     cat install.log
