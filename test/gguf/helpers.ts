@@ -1,8 +1,8 @@
 /** Shared helpers of the GGUF tests. */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { native } from "../../lib/native/load.js";
 import type { NativeAddon } from "../../lib/native/types.js";
 
 /** The parts of the native addon these tests use directly (beyond lib/native/types.ts). */
@@ -14,10 +14,9 @@ export interface GgufTestAddon extends NativeAddon {
 
 let addon: GgufTestAddon | undefined;
 
-/** The native addon (VIDLLAMA_ADDON_PATH or the lead's build/Release). */
+/** The native addon, found as the library finds it (lib/native/load.ts: VIDLLAMA_ADDON_PATH, build/Release, …). */
 export function loadAddon(): GgufTestAddon {
-    process.env.GGML_NO_BACKTRACE ??= "1";
-    addon ??= createRequire(import.meta.url)(process.env.VIDLLAMA_ADDON_PATH ?? "/work/main/build/Release/vidllama.node") as GgufTestAddon;
+    addon ??= native() as GgufTestAddon;
     return addon;
 }
 
