@@ -116,18 +116,20 @@ function gitStatus(args, cwd) {
  * by hand or the patch no longer matches the pinned source; building anyway would compile unreviewed code, so it stops.
  */
 export function applyLlamaPatches(dir, { quiet = false } = {}) {
-    // A package without the patches folder (it is not in package.json's "files") has nothing to apply.
+    // A copy of the package without the patches folder has nothing to apply.
     if (!existsSync(patchesDir)) return [];
     const patches = readdirSync(patchesDir).filter((name) => name.endsWith(".patch")).sort();
     const applied = [];
     for (const name of patches) {
         const file = join(patchesDir, name);
-        if (gitStatus(["apply", "--reverse", "--check", file], dir).status === 0) continue;
-        const check = gitStatus(["apply", "--check", file], dir);
+        // The patches carry no context lines (only our own lines, no copy of llama.cpp's): --unidiff-zero. The
+        // reverse check comes first because a zero-context patch would also "apply" a second time.
+        if (gitStatus(["apply", "--unidiff-zero", "--reverse", "--check", file], dir).status === 0) continue;
+        const check = gitStatus(["apply", "--unidiff-zero", "--check", file], dir);
         if (check.status !== 0) {
             throw new Error(`patches/llama.cpp/${name} neither applies to ${dir} nor is already applied: ${check.stderr.trim()}`);
         }
-        git(["apply", file], dir);
+        git(["apply", "--unidiff-zero", file], dir);
         applied.push(name);
         if (!quiet) log(`applied patches/llama.cpp/${name}`);
     }
